@@ -1,0 +1,47 @@
+"""Option parsing and rendering helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import click
+from rich.console import Console
+
+from ..errors import InputError
+
+# Results go to stdout; progress and warnings to stderr.
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float, ...] | None:
+    """Parse 'R,G,B' into floats; one clear line when it is malformed."""
+    if value is None:
+        return None
+    parts = [p for p in value.replace(" ", "").split(",") if p != ""]
+    try:
+        numbers = tuple(float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"{option} '{value}' is not a list of numbers; give {count} comma-separated values like 0.5,0.5,0.5") from None
+    if len(numbers) != count:
+        raise InputError(f"{option} '{value}' has {len(numbers)} numbers; give {count} comma-separated values (one per RGB channel)")
+    return numbers
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def info(message: str) -> None:
+    err_console.print(message, highlight=False)
+
+
+def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}{unit}"
+
+
+def echo_lines(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(line)
