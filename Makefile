@@ -26,5 +26,19 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
+# The remote-bench tests against an emulated Raspberry Pi (arm64 Debian
+# Bookworm under qemu-user, sshd on 127.0.0.1 only). Needs root; the root
+# file system is built once and cached in $(PI_DIR). sshd is stopped (by its
+# PID) whatever the tests do.
+PI_DIR  := .cache/emulated-pi
+PI_PORT ?= 2222
+
+test-arm: $(STAMP)
+	MDNET_PI_PORT=$(PI_PORT) scripts/emulated_pi/build.sh
+	export MDNET_PI_PORT=$(PI_PORT); trap 'scripts/emulated_pi/stop.sh' EXIT INT TERM; \
+	scripts/emulated_pi/start.sh && \
+	MDNET_DEPLOY_TEST_PI=pi@127.0.0.1:$(PI_PORT) MDNET_DEPLOY_TEST_PI_DIR=$(CURDIR)/$(PI_DIR) \
+	$(VENV)/bin/python -m pytest -q -m arm tests/remote
+
 clean:
 	rm -rf $(VENV) .cache out

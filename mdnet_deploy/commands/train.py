@@ -1,11 +1,65 @@
-"""Placeholder: this sub-command is not implemented yet."""
+"""`mdnet-deploy train`: train MDNET with the authors' recipe, save a plain state_dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..errors import UnavailableError
+from ._common import console, err_console, parse_floats
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    raise UnavailableError("this command is not implemented yet")
+@click.command(name="train")
+@click.option("--data", required=True, help="Data-set spec (digits, CIFAR folder, image folder, .npz); its train split is used.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Checkpoint to write (.pth).")
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True, help="Width multiplier (1 = the authors' network).")
+@click.option("--heads", type=int, default=None, help="Attention heads (default: one per channel, as the authors').")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--no-hflip", is_flag=True, help="Disable horizontal flips (e.g. for digits or text).")
+@click.option("--val", "val_data", help="Data-set spec to report per-epoch validation accuracy on (default: the test split of --data).")
+@click.option("--mean", help="Normalisation mean R,G,B (default CIFAR-100).")
+@click.option("--std", help="Normalisation std R,G,B (default CIFAR-100).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def command(data: str, output: Path, epochs: int, width: float, heads: int | None, batch_size: int, lr: float, no_hflip: bool,
+            val_data: str | None, mean: str | None, std: str | None, seed: int, force: bool) -> None:
+    """Train MDNET on --data and save an authors'-format checkpoint."""
+    from ..artifact import Preprocessing
+    from ..fsutil import check_output
+    from ..model.train import TrainConfig, train_checkpoint
+
+    check_output(output, force=force)
+    prep = Preprocessing()
+    if mean or std:
+        prep = Preprocessing(mean=parse_floats(mean, "--mean") or prep.mean, std=parse_floats(std, "--std") or prep.std)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, hflip=not no_hflip, seed=seed, width=width, heads=heads)
+    val_spec = val_data or (f"{data.rsplit(':', 1)[0] if data.endswith((':train', ':test', ':all')) else data}:test")
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("train", total=None)
+
+        def on_step(step: int, total: int) -> None:
+            bar.update(task, completed=step, total=total)
+
+        def on_epoch(s) -> None:  # noqa: ANN001
+            val = f", val top-1 {s.val_top1:.2f} %" if s.val_top1 is not None else ""
+            bar.console.print(f"epoch {s.epoch}/{epochs}: loss {s.loss:.4f}, train top-1 {s.train_top1:.2f} %{val} ({s.seconds:.1f} s)")
+
+        path = train_checkpoint(data, output, cfg, prep, _val_or_none(val_spec, data), on_step, on_epoch)
+    console.print(f"wrote {path}")
+
+
+def _val_or_none(val_spec: str, data: str) -> str | None:
+    """Validation only where the source has a separate test split (digits, CIFAR)."""
+    from pathlib import Path as _P
+
+    base = data.rsplit(":", 1)[0] if data.endswith((":train", ":test", ":all")) else data
+    if base == "digits":
+        return val_spec
+    p = _P(base)
+    if p.is_dir() and ((p / "batches.meta").exists() or (p / "meta").exists() or any(p.glob("cifar-*"))):
+        return val_spec
+    return None if val_spec.endswith(":test") and val_spec.startswith(base) else val_spec

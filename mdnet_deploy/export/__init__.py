@@ -1,0 +1,1 @@
+"""Conversions: torch -> ONNX (+ simplify, parity), TFLite, TensorRT engines."""

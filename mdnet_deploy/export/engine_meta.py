@@ -1,0 +1,318 @@
+"""What a TensorRT engine is tied to, and the check that refuses a mismatch.
+
+A serialized engine runs only with the TensorRT version and the GPU it was
+built for; loading it elsewhere gives, at best, a cryptic error and, on some
+Jetson releases, a crash. So every engine's sidecar records a ``target``
+(TensorRT version, GPU name, compute capability, JetPack/L4T release) and
+the runner compares it with this machine *before* handing the bytes to
+TensorRT.
+
+Standard library only: the runtime side (a Jetson with nothing but numpy and
+JetPack's TensorRT) imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ArtifactError, InputError
+
+ETC_ROOT_ENV = "MDNET_DEPLOY_ETC_ROOT"
+SYSFS_ROOT_ENV = "MDNET_DEPLOY_SYSFS_ROOT"
+PROC_ROOT_ENV = "MDNET_DEPLOY_PROC_ROOT"
+NVIDIA_SMI_ENV = "MDNET_DEPLOY_NVIDIA_SMI"
+
+# L4T (what the device reports) -> JetPack (what people call it). Only the
+# releases we are sure of; an unknown L4T is still recorded as such.
+_JETPACK_FOR_L4T = {
+    "32.6.1": "4.6",
+    "32.7.1": "4.6.1",
+    "32.7.2": "4.6.2",
+    "32.7.3": "4.6.3",
+    "32.7.4": "4.6.4",
+    "32.7.5": "4.6.5",
+    "35.1.0": "5.0.2",
+    "35.2.1": "5.1",
+    "35.3.1": "5.1.1",
+    "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3",
+    "35.6.0": "5.1.4",
+    "36.3.0": "6.0",
+    "36.4.0": "6.1",
+    "36.4.3": "6.2",
+    "36.4.4": "6.2.1",
+}
+
+
+# -- batch / optimisation profile -------------------------------------------
+@dataclass(frozen=True)
+class BatchSpec:
+    """The batch sizes an engine accepts: min == opt == max for a fixed batch."""
+
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.min <= self.opt <= self.max):
+            raise InputError(
+                f"batch sizes must satisfy 1 <= MIN <= OPT <= MAX, got {self.min},{self.opt},{self.max}; "
+                "give --batch N or --batch dynamic:MIN,OPT,MAX"
+            )
+
+    @property
+    def dynamic(self) -> bool:
+        return self.min != self.max
+
+    def to_cli(self) -> str:
+        return str(self.min) if not self.dynamic else f"dynamic:{self.min},{self.opt},{self.max}"
+
+    def to_dict(self) -> dict[str, int]:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    @classmethod
+    def parse(cls, value: "BatchSpec | int | str | tuple[int, int, int] | list[int] | None") -> "BatchSpec":
+        """Accept 4, "4", "dynamic", "dynamic:1,8,64", "dynamic 1,8,64", "1,8,64" or (1, 8, 64)."""
+        if value is None:
+            return cls()
+        if isinstance(value, BatchSpec):
+            return value
+        if isinstance(value, bool):  # bool is an int; never a batch size
+            raise InputError(f"--batch '{value}' is not a batch size; give N or dynamic:MIN,OPT,MAX")
+        if isinstance(value, int):
+            return cls(value, value, value)
+        if isinstance(value, (tuple, list)):
+            if len(value) != 3:
+                raise InputError(f"--batch needs three sizes MIN,OPT,MAX, got {list(value)}")
+            return cls(*(int(v) for v in value))
+        text = str(value).strip().lower()
+        if text.startswith("dynamic"):
+            text = text[len("dynamic"):].lstrip(" :=")
+            if not text:
+                return cls(1, 8, 64)  # a sensible default range for a 32x32 classifier
+        parts = [p for p in re.split(r"[,\s]+", text) if p]
+        try:
+            sizes = [int(p) for p in parts]
+        except ValueError:
+            raise InputError(f"--batch '{value}' is not N or dynamic:MIN,OPT,MAX (e.g. --batch dynamic:1,8,64)") from None
+        if len(sizes) == 1:
+            return cls(sizes[0], sizes[0], sizes[0])
+        if len(sizes) == 3:
+            return cls(*sizes)
+        raise InputError(f"--batch '{value}' is not N or dynamic:MIN,OPT,MAX (e.g. --batch dynamic:1,8,64)")
+
+
+def rebuild_command(
+    onnx: str | os.PathLike[str],
+    engine: str | os.PathLike[str],
+    precision: str,
+    workspace_mib: int | None = None,
+    batch: BatchSpec | None = None,
+    dla_core: int | None = None,
+) -> str:
+    """The exact ``mdnet-deploy compile`` line that rebuilds an engine (for messages)."""
+    argv = ["mdnet-deploy", "compile", str(onnx), "--target", "tensorrt", "--precision", precision]
+    if workspace_mib:
+        argv += ["--workspace", str(workspace_mib)]
+    if batch is not None and batch != BatchSpec():
+        argv += ["--batch", batch.to_cli()]
+    if dla_core is not None:
+        argv += ["--dla", str(dla_core)]
+    argv += ["-o", str(engine), "--force"]
+    return shlex.join(argv)
+
+
+# -- what this machine is -----------------------------------------------------
+def read_l4t_release(etc_root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """Parse ``/etc/nv_tegra_release`` ("# R35 (release), REVISION: 3.1, ...") into L4T/JetPack.
+
+    ``etc_root`` (default ``$MDNET_DEPLOY_ETC_ROOT``, else ``/``) is the root
+    that holds ``etc/``; a root that *is* the etc folder (what devices/
+    expects of the same variable) works too.
+    """
+    root = Path(etc_root if etc_root is not None else (os.environ.get(ETC_ROOT_ENV) or "/"))
+    first = None
+    for candidate in (root / "etc" / "nv_tegra_release", root / "nv_tegra_release"):
+        try:
+            first = candidate.read_text(errors="replace").splitlines()[0]
+            break
+        except (OSError, IndexError):
+            continue
+    if first is None:
+        return None
+    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", first)
+    if not m:
+        return None
+    revision = m.group(2).strip(".")
+    if revision.count(".") == 0:
+        revision += ".0"
+    l4t = f"{m.group(1)}.{revision}"
+    out = {"l4t": l4t}
+    jetpack = _JETPACK_FOR_L4T.get(l4t)
+    if jetpack:
+        out["jetpack"] = jetpack
+    board = re.search(r"BOARD:\s*([^,]+)", first)
+    if board:
+        out["l4t_board"] = board.group(1).strip()
+    return out
+
+
+def board_model() -> str | None:
+    """The device-tree model ("NVIDIA Jetson Orin Nano Developer Kit"), where there is one."""
+    candidates = (
+        Path(os.environ.get(PROC_ROOT_ENV) or "/proc") / "device-tree" / "model",
+        Path(os.environ.get(SYSFS_ROOT_ENV) or "/sys") / "firmware" / "devicetree" / "base" / "model",
+    )
+    for path in candidates:
+        try:
+            text = path.read_bytes().replace(b"\x00", b"").decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if text:
+            return text
+    return None
+
+
+def cuda_runtime_module() -> Any:
+    """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+) or ``cuda.cudart`` (older)."""
+    try:
+        from cuda.bindings import runtime  # type: ignore[import-not-found]
+
+        return runtime
+    except ImportError:
+        from cuda import cudart  # type: ignore[import-not-found]
+
+        return cudart
+
+
+def _gpu_from_cuda_python(device: int) -> dict[str, str]:
+    rt = cuda_runtime_module()
+    result = rt.cudaGetDeviceProperties(device)
+    if result[0] != rt.cudaError_t.cudaSuccess:
+        return {}
+    props = result[1]
+    name = props.name
+    if isinstance(name, (bytes, bytearray)):
+        name = bytes(name).split(b"\x00", 1)[0].decode("utf-8", "replace")
+    return {"gpu": str(name).strip(), "compute_capability": f"{props.major}.{props.minor}", "gpu_source": "cuda-python"}
+
+
+def _gpu_from_nvidia_smi(device: int) -> dict[str, str]:
+    smi = os.environ.get(NVIDIA_SMI_ENV) or "nvidia-smi"
+    if not shutil.which(smi):
+        return {}
+    # compute_cap is a newer query field; ask for the name alone if it is refused.
+    for fields in ("name,compute_cap", "name"):
+        try:
+            proc = subprocess.run(
+                [smi, f"--id={device}", f"--query-gpu={fields}", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=20, check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return {}
+        if proc.returncode == 0 and proc.stdout.strip():
+            parts = [p.strip() for p in proc.stdout.strip().splitlines()[0].split(",")]
+            out = {"gpu": parts[0], "gpu_source": "nvidia-smi"}
+            if len(parts) > 1 and re.fullmatch(r"\d+\.\d+", parts[1]):
+                out["compute_capability"] = parts[1]
+            return out
+    return {}
+
+
+def gpu_info(device: int = 0) -> dict[str, str]:
+    """GPU name and compute capability: cuda-python first, nvidia-smi second, else {}.
+
+    Never raises: a missing driver or library only means less in the record.
+    """
+    for probe in (_gpu_from_cuda_python, _gpu_from_nvidia_smi):
+        try:
+            found = probe(device)
+        except Exception:  # ImportError, driver errors, odd bindings: try the next source
+            continue
+        if found.get("gpu"):
+            return found
+    return {}
+
+
+def probe_target(tensorrt_version: str | None, device: int = 0, gpu: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """This machine as an engine target: TensorRT version, GPU, SoC board, JetPack/L4T."""
+    target: dict[str, Any] = {"tensorrt": tensorrt_version}
+    target.update(gpu if gpu is not None else gpu_info(device))
+    model = board_model()
+    if model:
+        target["board"] = model
+    release = read_l4t_release()
+    if release:
+        target.update(release)
+    target["machine"] = platform.machine()
+    target["host"] = platform.node()
+    return target
+
+
+# -- the check ----------------------------------------------------------------
+def _version_parts(version: Any) -> list[str]:
+    return re.findall(r"\d+", str(version or ""))
+
+
+def same_tensorrt(built: Any, here: Any) -> bool:
+    """Equal on the components both sides have (``8.5.2.2`` from Python vs ``8.5.2`` from trtexec)."""
+    a, b = _version_parts(built), _version_parts(here)
+    n = min(len(a), len(b), 3)
+    return n > 0 and [int(x) for x in a[:n]] == [int(x) for x in b[:n]]
+
+
+def _norm_gpu(name: Any) -> str:
+    # nvidia-smi says "Orin (nvgpu)" where CUDA says "Orin"; names differ in case and an "NVIDIA " prefix.
+    text = re.sub(r"\([^)]*\)", " ", str(name or "")).lower()
+    text = re.sub(r"^\s*nvidia\s+", "", text)
+    return " ".join(text.split())
+
+
+def _describe(t: Mapping[str, Any]) -> str:
+    gpu = t.get("gpu") or "unknown GPU"
+    cc = t.get("compute_capability")
+    return f"TensorRT {t.get('tensorrt') or 'unknown'} on {gpu}" + (f" (compute {cc})" if cc else "")
+
+
+def check_engine_compat(
+    meta_target: Mapping[str, Any] | None,
+    here: Mapping[str, Any],
+    rebuild: str | None = None,
+    engine: str | os.PathLike[str] | None = None,
+) -> None:
+    """Raise ArtifactError when an engine built for ``meta_target`` cannot run ``here``.
+
+    Compares the TensorRT version, the compute capability and the GPU name.
+    Whatever either side does not know is not compared: TensorRT itself then
+    has the last word (and the runner turns its refusal into one line too).
+    """
+    if not meta_target:
+        return
+    problems = []
+    if meta_target.get("tensorrt") and here.get("tensorrt") and not same_tensorrt(meta_target["tensorrt"], here["tensorrt"]):
+        problems.append("TensorRT version")
+    cc_a, cc_b = meta_target.get("compute_capability"), here.get("compute_capability")
+    gpu_a, gpu_b = _norm_gpu(meta_target.get("gpu")), _norm_gpu(here.get("gpu"))
+    if (cc_a and cc_b and str(cc_a) != str(cc_b)) or (gpu_a and gpu_b and gpu_a != gpu_b):
+        problems.append("GPU")
+    if not problems:
+        return
+    if rebuild is None:
+        build = meta_target.get("build") or {}
+        rebuild = build.get("command") or (
+            "mdnet-deploy compile MODEL.int8.onnx --target tensorrt --precision int8 -o MODEL.engine --force"
+        )
+    what = f"{engine}: " if engine else ""
+    raise ArtifactError(
+        f"{what}engine was built with {_describe(meta_target)} but this machine has {_describe(here)} "
+        f"(different {' and '.join(problems)}); a TensorRT engine only runs with the TensorRT version and GPU "
+        f"it was built for, so rebuild it here: {rebuild}"
+    )

@@ -1,0 +1,1 @@
+"""MDNET: definition compatible with the authors' checkpoints, and checkpoint loading."""
