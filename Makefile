@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/python -m pip
 STAMP  := $(VENV)/.installed
 EXTRAS ?= export,tflite,remote,dev
 
-.PHONY: demo test test-fast test-arm venv clean
+.PHONY: demo test test-fast test-arm venv device-venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,25 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# A device-like venv without torch or onnx: numpy, the CLI and the two
+# device runtimes only, with this package installed --no-deps. The tests run
+# `bench` in it to prove the device side never imports the workstation stack.
+DEVICE_VENV  ?= .venv-device
+DEVICE_STAMP := $(DEVICE_VENV)/.installed
+
+$(DEVICE_STAMP): pyproject.toml
+	test -x $(DEVICE_VENV)/bin/python || $(PYTHON) -m venv $(DEVICE_VENV)
+	$(DEVICE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEVICE_VENV)/bin/python -m pip install -q numpy click rich pyyaml onnxruntime ai-edge-litert
+	$(DEVICE_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(DEVICE_STAMP)
+
+device-venv: $(DEVICE_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/mdnet-deploy demo
 
-test: $(STAMP)
+test: $(STAMP) $(DEVICE_STAMP)
 	$(VENV)/bin/python -m pytest -q tests
 
 test-fast: $(STAMP)

@@ -1,11 +1,176 @@
-"""Placeholder: this sub-command is not implemented yet."""
+"""``mdnet-deploy bench``: latency, energy and accuracy of artifacts, here or on devices over SSH.
+
+Parses options, calls :func:`mdnet_deploy.bench.bench_models` (or the
+remote runners), renders one comparison table, writes JSON/CSV atomically
+and exits 7 when any row failed (after everything was shown and written).
+Imports nothing heavy: this is what a Raspberry Pi runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import click
+from click.core import ParameterSource
 
-from ..errors import UnavailableError
+from ..devices.profiles import KINDS
+from ..errors import BenchFailedError, InputError
+from ..fsutil import check_output
+from ..runtimes.registry import NAMES as RUNTIME_NAMES
+from ._common import console, err_console, warn
+
+#: Options forwarded to a device bench when the user gave them (click parameter name -> flag).
+PASS_THROUGH = {
+    "runtimes": "--runtime", "batch": "--batch", "threads": "--threads", "warmup": "--warmup",
+    "iterations": "--iterations", "duration": "--duration", "power_meter": "--power-meter", "idle": "--idle",
+}
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(args: tuple[str, ...]) -> None:
-    raise UnavailableError("this command is not implemented yet")
+def say(line: str) -> None:
+    # Progress carries file names and remote output: never interpret it as markup.
+    err_console.print(line, markup=False, highlight=False)
+
+
+def pass_through(ctx: click.Context, values: dict[str, Any]) -> list[str]:
+    """The timing/meter options the user typed, as device-side arguments."""
+    out: list[str] = []
+    for name, flag in PASS_THROUGH.items():
+        if ctx.get_parameter_source(name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        value = values[name]
+        for v in value if isinstance(value, (tuple, list)) else [value]:
+            out += [flag, str(v)]
+    return out
+
+
+@contextlib.contextmanager
+def packed_eval(spec: str | None) -> Iterator[str | None]:
+    """An .npz to send to a device: the spec itself, or a temporary pack of it."""
+    if spec is None or str(spec).lower().endswith(".npz"):
+        yield spec
+        return
+    from ..bench.evalset import pack_eval
+
+    with tempfile.TemporaryDirectory(prefix="mdnet-eval-") as tmp:
+        say(f"packing {spec} into a uint8 .npz for the device")
+        yield str(pack_eval(spec, Path(tmp) / "eval.npz").path)
+
+
+def run_remote(
+    ctx: click.Context, values: dict[str, Any], device: str | None, models: Sequence[str], eval_spec: str | None
+) -> list[dict[str, Any]]:
+    from ..remote import load_inventory, parse_target, run_fleet, run_remote_bench
+
+    common = dict(
+        setup=values["setup"], accept_new_host_key=values["accept_new_host_key"], keep_remote=values["keep_remote"],
+        timeout=values["remote_timeout"], known_hosts=values["known_hosts"], remote_root=values["remote_dir"],
+    )
+    extra = pass_through(ctx, values)
+    with packed_eval(eval_spec) as npz:
+        if values["inventory"]:
+            targets = load_inventory(values["inventory"], default_device=device)
+            return run_fleet(targets, models, npz, extra, max_parallel=values["max_parallel"], progress=say, **common)
+        target = parse_target(values["host"], device or "rpi")
+        return run_remote_bench(target, models, npz, extra, identity=values["identity"], progress=say, **common)
+
+
+def render(rows: Sequence[dict[str, Any]]) -> None:
+    from ..bench.report import result_notes, results_table
+
+    table = results_table(rows)
+    out = console
+    if not console.is_terminal:
+        # Piped into a log or a file, rich would squeeze 13 columns into 80
+        # characters; give it room there (a terminal keeps its own width).
+        from rich.console import Console
+
+        out = Console(file=console.file, width=max(console.width, 200), no_color=console.no_color)
+    out.print(table)
+    for note in result_notes(rows):
+        if ": warning: " in note:
+            warn(note.replace(": warning: ", ": ", 1))
+        else:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
+
+
+@click.command(name="bench")
+@click.option("--device", type=click.Choice(KINDS), default=None,
+              help="Device kind: meters and runtimes to prefer (default: detected; rpi with --host).")
+@click.option("-m", "--model", "models", multiple=True, required=True,
+              help="Artifact to bench (.onnx, .tflite, .engine, .pth); repeat for a comparison table.")
+@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(("auto", *RUNTIME_NAMES)), default=("auto",),
+              show_default=True, help="Runtime; repeat to compare runtimes on each model that they open.")
+@click.option("--eval", "eval_spec", help="Evaluation set for top-1/top-5 (an .npz from pack-eval, a CIFAR folder, digits, ...).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Images per inference call.")
+@click.option("--threads", type=int, default=None, help="CPU threads for the runtime (default: the runtime's own).")
+@click.option("--warmup", default="50", show_default=True, help="Untimed warm-up: a count (50) or seconds (5s).")
+@click.option("--iterations", type=int, default=None, help="Timed calls (instead of --duration).")
+@click.option("--duration", type=float, default=None, help="Seconds of timed calls [default: 60 unless --iterations].")
+@click.option("--power-meter", "power_meter", default="auto", show_default=True,
+              help="auto | ina3221 | tegrastats | pmic | rapl | nvml | csv:FILE | none.")
+@click.option("--idle", type=float, default=0.0, show_default=True, help="Seconds of idle power to measure first (0: none).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as a JSON list.")
+@click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Append one CSV row per result.")
+@click.option("--host", help="Bench on this device over SSH: [user@]host[:port].")
+@click.option("--inventory", type=click.Path(path_type=Path), help="Bench on every device of an Ansible YAML inventory.")
+@click.option("--identity", type=click.Path(path_type=Path), help="SSH private key for --host.")
+@click.option("--setup", is_flag=True, help="Create or update the device's venv first.")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust a host key not yet in known_hosts (first contact).")
+@click.option("--keep-remote", is_flag=True, help="Keep the device's work folder (for debugging).")
+@click.option("--remote-dir", default="~/.cache/mdnet-deploy", show_default=True, help="Work folder root on the device.")
+@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True)
+@click.option("--max-parallel", type=int, default=4, show_default=True, help="Devices benched at once (--inventory).")
+@click.option("--remote-timeout", type=float, default=3600.0, show_default=True, help="Seconds the device bench may take.")
+@click.pass_context
+def command(ctx: click.Context, **values: Any) -> None:
+    """Measure latency, energy and accuracy of one or more artifacts on a device."""
+    from ..bench import append_csv, bench_models, is_failed, write_json
+
+    device: str | None = values["device"]
+    models = list(values["models"])
+    json_out: Path | None = values["json_out"]
+    csv_out: Path | None = values["csv_out"]
+    # Outputs are checked before an hour of benchmarking, not after.
+    for out in (json_out, csv_out):
+        if out is not None:
+            check_output(out)
+    if values["host"] and values["inventory"]:
+        raise InputError("give either --host or --inventory, not both")
+    if values["identity"] and values["inventory"]:
+        raise InputError("--identity applies to --host; an inventory names keys with ansible_ssh_private_key_file")
+
+    if values["host"] or values["inventory"]:
+        known = values["known_hosts"]
+        values["known_hosts"] = str(Path(known).expanduser()) if known else None
+        rows = run_remote(ctx, values, device, models, values["eval_spec"])
+    else:
+        from ..devices import detect_kind
+
+        rows = bench_models(
+            models,
+            device=device or detect_kind(),
+            runtime=values["runtimes"],
+            eval_spec=values["eval_spec"],
+            batch=values["batch"],
+            threads=values["threads"],
+            warmup=values["warmup"],
+            iterations=values["iterations"],
+            duration=values["duration"],
+            power_meter=values["power_meter"],
+            idle=values["idle"],
+            progress=say,
+        )
+
+    render(rows)
+    if json_out is not None:
+        write_json(rows, json_out)
+        console.print(f"wrote {json_out}", markup=False, highlight=False, soft_wrap=True)
+    if csv_out is not None:
+        append_csv(rows, csv_out)
+        console.print(f"appended {len(rows)} row(s) to {csv_out}", markup=False, highlight=False, soft_wrap=True)
+    failed = [r for r in rows if is_failed(r)]
+    if failed:
+        raise BenchFailedError(f"{len(failed)} of {len(rows)} result(s) failed; the status column says why")

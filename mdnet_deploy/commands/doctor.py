@@ -1,8 +1,10 @@
 """``mdnet-deploy doctor``: what works on this machine, and how to fix the rest.
 
-This module holds the power-meter part (and the device line); the runtime
-part plugs in next to it. Only the standard library, click, rich and the
-devices package are imported, so it runs on a bare device.
+Two sections: runtimes (which backends import here, their versions, and
+for each one that does not work why and how to fix it) and power meters.
+Only the standard library, click, rich, the devices package and the
+runtime registry are imported up front; each backend is imported only to
+check it, so the doctor runs on a bare device.
 """
 
 from __future__ import annotations
@@ -16,7 +18,56 @@ from rich.table import Table
 
 from ..devices import KINDS, detect_kind, doctor_meters, select_meter
 from ..devices.environment import capture_environment
+from ..runtimes.registry import RUNTIMES, choose_runtime, doctor_runtimes
 from ._common import console
+
+
+def runtime_report(kind: str) -> dict[str, Any]:
+    """Every runtime's status on a ``kind`` device and what ``--runtime auto`` picks per format."""
+    rows = doctor_runtimes(kind)
+    for row in rows:
+        if row["name"] == "onnxruntime" and row["ok"]:
+            row["detail"] = _ort_providers(kind)
+    auto: dict[str, Any] = {}
+    for fmt in sorted({f for spec in RUNTIMES.values() for f in spec.formats}):
+        try:
+            auto[fmt] = {"runtime": choose_runtime(fmt, kind), "reason": None}
+        except Exception as exc:  # UnavailableError: the reason is the report
+            auto[fmt] = {"runtime": None, "reason": str(exc)}
+    return {"kind": kind, "runtimes": rows, "auto": auto}
+
+
+def _ort_providers(kind: str) -> str | None:
+    try:
+        import onnxruntime as ort
+
+        have = list(ort.get_available_providers())
+    except Exception:  # the version check passed; a provider query failing is not worth a crash
+        return None
+    text = "providers: " + ", ".join(have)
+    if kind == "cuda" and "CUDAExecutionProvider" not in have:
+        text += " (no CUDA provider: pip install onnxruntime-gpu for --device cuda)"
+    return text
+
+
+def render_runtimes(report: dict[str, Any]) -> None:
+    table = Table(title=f"Runtimes ({report['kind']})", show_lines=False)
+    table.add_column("runtime")
+    table.add_column("ok")
+    table.add_column("opens")
+    table.add_column("version / why and how to fix", overflow="fold")
+    for row in report["runtimes"]:
+        mark = "[green]yes[/green]" if row["ok"] else "[red]no[/red]"
+        name = f"{row['name']} *" if row.get("preferred") else row["name"]
+        text = row["version"] if row["ok"] else row["reason"]
+        if row.get("detail"):
+            text = f"{text}; {row['detail']}"
+        table.add_row(escape(name), mark, escape(", ".join(f".{f}" for f in row["formats"])), escape(str(text)))
+    console.print(table)
+    console.print("* preferred on this device kind, in this order, by --runtime auto", highlight=False)
+    for fmt, pick in report["auto"].items():
+        target = pick["runtime"] or f"none ({pick['reason']})"
+        console.print(escape(f"auto for .{fmt} -> {target}"), highlight=False)
 
 
 def power_meter_report(kind: str) -> dict[str, Any]:
@@ -47,14 +98,15 @@ def render_power_meters(report: dict[str, Any]) -> None:
 @click.option("--device", "kind", type=click.Choice(KINDS), default=None, help="Device kind (default: detected).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(kind: str | None, as_json: bool) -> None:
-    """Show which power meters work here, and how to fix the others."""
+    """Show which runtimes and power meters work here, and how to fix the others."""
     kind = kind or detect_kind()
     env = capture_environment(kind)
-    report = {"device": env, "power_meters": power_meter_report(kind)}
+    report = {"device": env, "runtimes": runtime_report(kind), "power_meters": power_meter_report(kind)}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     model = env.get("device_model") or env.get("cpu_model") or env.get("machine")
     extra = " (emulated)" if env.get("emulated") else ""
     console.print(escape(f"device: {kind}, {model}{extra}, python {env['python']}, numpy {env['numpy']}"), highlight=False)
+    render_runtimes(report["runtimes"])
     render_power_meters(report["power_meters"])
