@@ -21,6 +21,9 @@ DEMO_WIDTH = 0.5  # half width keeps a cold start (training included) under 5 mi
 DEMO_EPOCHS = 10
 DEMO_BATCH = 32  # 1.4k images: small batches give enough optimizer steps per epoch
 DEMO_LR = 2e-3
+DEMO_CALIB_SIZE = 256
+BENCH_WARMUP = "20"
+BENCH_ITERATIONS = 200
 
 
 def default_cache_dir() -> Path:
@@ -66,17 +69,6 @@ def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callab
     return path, True
 
 
-def median_latency_ms(fn: Callable[[], Any], warmup: int = 10, runs: int = 50) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        fn()
-        times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times) / 1e6)
-
-
 def run_demo(
     workdir: str | os.PathLike[str] = "out/demo",
     cache_dir: str | os.PathLike[str] | None = None,
@@ -92,6 +84,7 @@ def run_demo(
     from .fsutil import ensure_writable_dir
     from .metrics import compare_logits, topk_accuracy
     from .model.checkpoint import load_checkpoint
+    from .bench import bench_models
     from .runtimes.onnxruntime import OnnxRuntimeRunner
 
     say = progress or (lambda _m: None)
@@ -106,35 +99,94 @@ def run_demo(
     x = preprocess(test.images, Preprocessing())
     y = test.labels
 
-    # PyTorch reference row.
+    # PyTorch reference: the logits every converted artifact is compared with.
     model = load_checkpoint(ckpt_path).model
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
-        one = torch.from_numpy(x[:1])
-        torch.set_num_threads(1)
-        try:
-            torch_ms = median_latency_ms(lambda: model(one))
-        finally:
-            torch.set_num_threads(os.cpu_count() or 1)
     result.rows.append(DemoRow("train", str(ckpt_path), _mb(ckpt_path), "fp32", topk_accuracy(ref, y)["top1"], 100.0,
-                               torch_ms, "PyTorch eager (1 thread)" + (", trained now" if trained else ", cached")))
+                               note="PyTorch eager" + (", trained now" if trained else ", cached")))
 
     say("exporting to ONNX")
     t0 = time.perf_counter()
     exported = export_onnx(ckpt_path, workdir, data=f"{DEMO_DATA}:test", progress=None)
     result.seconds["export_s"] = time.perf_counter() - t0
-    with OnnxRuntimeRunner(exported.path, exported.meta, threads=1) as runner:
+    with OnnxRuntimeRunner(exported.path, exported.meta) as runner:
         onnx_logits = runner.infer(x)
-        native = runner.prepare(x[:1])
-        ort_ms = median_latency_ms(lambda: runner.run(native))
     result.rows.append(DemoRow(
         "export", str(exported.path), _mb(exported.path), "fp32", topk_accuracy(onnx_logits, y)["top1"],
-        100.0 * compare_logits(ref, onnx_logits)["top1_agreement"], ort_ms,
-        f"ONNX Runtime (1 thread); max |diff| vs PyTorch {max(c.max_abs_diff for c in exported.checks):.1e}",
+        100.0 * compare_logits(ref, onnx_logits)["top1_agreement"],
+        note=f"ONNX Runtime; max |diff| vs PyTorch {max(c.max_abs_diff for c in exported.checks):.1e}",
     ))
+
+    t0 = time.perf_counter()
+    int8_rows = _quantize_step(exported.path, workdir, say)
+    result.rows.extend(int8_rows)
+    result.seconds["quantize_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result.rows.extend(_tflite_step(exported.path, Path(int8_rows[0].artifact) if int8_rows else None, workdir, say))
+    result.seconds["tflite_s"] = time.perf_counter() - t0
+
+    say("benchmarking every artifact on this host (1 thread, batch 1)")
+    t0 = time.perf_counter()
+    result.bench = bench_models(
+        [r.artifact for r in result.rows], device="host", eval_spec=f"{DEMO_DATA}:test", threads=1,
+        warmup=BENCH_WARMUP, iterations=BENCH_ITERATIONS, power_meter="auto", progress=None,
+    )
+    result.seconds["bench_s"] = time.perf_counter() - t0
+    by_path = {str(b.get("model", {}).get("path")): b for b in result.bench}
+    for row in result.rows:
+        b = by_path.get(row.artifact)
+        if b is not None and b.get("latency_ms"):
+            row.latency_ms = b["latency_ms"]["p50"]
     result.seconds["total_s"] = time.perf_counter() - t_all
     return result
 
 
 def _mb(path: Path) -> float:
     return path.stat().st_size / 1e6
+
+
+def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -> list[DemoRow]:
+    """INT8 QDQ ONNX with the accuracy guard; an unmet budget still yields a row (the best model)."""
+    from .calibration import quantize_model
+    from .errors import AccuracyBudgetError
+
+    say(f"quantizing to INT8 ({DEMO_CALIB_SIZE} calibration images, accuracy guard on the held-out digits)")
+    try:
+        res = quantize_model(onnx_path, workdir / "model.int8.onnx", f"{DEMO_DATA}:train", calib_size=DEMO_CALIB_SIZE,
+                             eval_spec=f"{DEMO_DATA}:test", max_drop=0.5, force=True)
+    except AccuracyBudgetError as exc:
+        res = exc.result  # type: ignore[attr-defined]
+    acc = res.report.get("accuracy") or {}
+    fallback = res.report.get("float_fallback", {}).get("modules", [])
+    drop = acc.get("drop_top1")
+    note = f"QDQ ({res.report.get('form', {}).get('name', 'tensorrt')}); {len(fallback)} layers kept float"
+    if drop is not None:
+        note += f"; drop {drop:.2f} pts ({'within' if acc.get('met') else 'over'} 0.5 budget)"
+    return [DemoRow("quantize", str(res.path), _mb(res.path), "int8", (acc.get("int8") or {}).get("top1"),
+                    _pct(acc.get("top1_agreement")), note=note)]
+
+
+def _tflite_step(onnx_path: Path, int8_onnx: Path | None, workdir: Path, say: Callable[[str], None]) -> list[DemoRow]:
+    """fp32 and full-integer int8 TFLite from the same checkpoint, int8 honouring quantize's float fallback."""
+    from .export.tflite import convert_tflite
+
+    rows = []
+    jobs = [("fp32", onnx_path, workdir / "model.fp32.tflite", {})]
+    if int8_onnx is not None:
+        jobs.append(("int8", int8_onnx, workdir / "model.int8.tflite",
+                     {"calib": f"{DEMO_DATA}:train", "calib_size": DEMO_CALIB_SIZE}))
+    for precision, source, out, extra in jobs:
+        say(f"converting to {precision} TFLite with litert-torch")
+        res = convert_tflite(source, out, precision, eval_spec=f"{DEMO_DATA}:test", force=True, **extra)
+        check = max(res.checks, key=lambda c: c.n) if res.checks else None
+        delegated = res.delegation.get("ops_delegated") if isinstance(res.delegation, dict) else None
+        total = res.delegation.get("ops_total") if isinstance(res.delegation, dict) else None
+        note = "LiteRT" + (f"; XNNPACK took {delegated}/{total} ops" if delegated is not None and total else "")
+        rows.append(DemoRow("compile", str(res.path), res.size_bytes / 1e6, precision,
+                            (res.accuracy or {}).get("top1"), _pct(check.top1_agreement if check else None), note=note))
+    return rows
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else 100.0 * fraction

@@ -19,13 +19,13 @@ from .schema import CSV_COLUMNS, ROW_KEYS, SCHEMA_VERSION, flatten, is_failed
 from .timing import Budget, latency_stats, parse_budget, timed_loop, warm_up
 
 __all__ = [
-    "Budget",
     "CSV_COLUMNS",
     "DEFAULT_DURATION_S",
     "DEFAULT_WARMUP",
-    "PackedEval",
     "ROW_KEYS",
     "SCHEMA_VERSION",
+    "Budget",
+    "PackedEval",
     "append_csv",
     "bench_models",
     "check_classes",

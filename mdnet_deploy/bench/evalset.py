@@ -147,7 +147,7 @@ def pack_eval(
         raise DataError(f"{spec} holds float model input, not images; pack-eval needs uint8 images (N,H,W,3)")
     if limit is not None:
         ds = select_subset(ds, limit, seed=seed)
-    description = f"{ds.description} ({size[0]}x{size[1]})" if ds.images.shape[1:3] == size else ds.description
+    description = ds.description
     with atomic_output(output) as tmp:
         # A file object, not a name: np.savez would append '.npz' to the temporary name.
         with open(tmp, "wb") as f:

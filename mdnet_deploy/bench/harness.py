@@ -19,9 +19,10 @@ status. Library only: no printing, progress goes to a callback.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -99,12 +100,16 @@ def plan(models: Sequence[str | Path], kind: str, runtimes: list[str]) -> list[_
             continue
         several = len(runtimes) > 1
         chosen = 0
+        planned: set[str] = set()
         for rt in runtimes:
             if several and rt != "auto" and not registry.opens(rt, fmt, meta):
                 continue  # with several runtimes named, each model runs on those that open it
             chosen += 1
             try:
                 name = registry.choose_runtime(fmt, kind, rt, meta)
+                if name in planned:
+                    continue  # "auto" picked a runtime that was also named: one row is enough
+                planned.add(name)
                 jobs.append(_Job(path, str(m), fmt, meta, name))
             except MdnetDeployError as exc:
                 jobs.append(_Job(path, str(m), fmt, meta, None if rt == "auto" else rt, str(exc)))
@@ -154,6 +159,13 @@ def _timing_input(meta: ArtifactMeta, batch: int, ds: Dataset | None) -> np.ndar
     h, w = (int(s) for s in meta.preprocessing.size)
     images = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
     return model_input(images, meta)
+
+
+def _prefixed(say: Progress, label: str) -> Progress:
+    def emit(message: str) -> None:
+        say(f"{label}: {message}")
+
+    return emit
 
 
 def _one_line(exc: BaseException) -> str:
@@ -241,7 +253,7 @@ def bench_models(
             else:
                 try:
                     _run_job(job, row, device, batch, threads, warm, loop, ds, meter, energy_why, idle_trace,
-                             runner_options or {}, clock, lambda m, label=label: say(f"{label}: {m}"))
+                             runner_options or {}, clock, _prefixed(say, label))
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # one model's crash must not sink the others
@@ -251,6 +263,11 @@ def bench_models(
         return rows
     finally:
         meter.close()
+
+
+def _describe(row: dict[str, Any], runner: Any, threads: int | None) -> None:
+    described = runner.describe()
+    row["runtime"] = {**row["runtime"], **described, "threads": described.get("threads", threads)}
 
 
 def _run_job(
@@ -263,8 +280,7 @@ def _run_job(
     say("opening")
     with runner:
         meta = runner.meta  # the torch runner refines a bare checkpoint's metadata
-        described = runner.describe()
-        row["runtime"] = {**row["runtime"], **described, "threads": described.get("threads", threads)}
+        _describe(row, runner, threads)
         x = _timing_input(meta, batch, ds)
         native = runner.prepare(x)  # layout/dtype conversion stays outside the timed region
         try:
@@ -304,6 +320,8 @@ def _run_job(
             except MdnetDeployError as exc:
                 meter_error = f"power meter '{meter.name}' failed: {exc}"
         row["device"]["temperatures_c"]["after"] = read_temperatures()
+
+        _describe(row, runner, threads)  # again: some runners learn more while running (TFLite batching)
 
         n = len(latencies)
         images = n * batch

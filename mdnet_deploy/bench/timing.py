@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ..errors import InputError
 
@@ -36,7 +37,7 @@ class Budget:
         return f"{self.count}" if self.count is not None else f"{self.seconds:g}s"
 
 
-def parse_budget(value: str | int | float | Budget | None, option: str, allow_zero: bool = False) -> Budget | None:
+def parse_budget(value: str | float | Budget | None, option: str, allow_zero: bool = False) -> Budget | None:
     """'50' -> 50 calls, '5s' -> 5 seconds; None stays None."""
     if value is None or isinstance(value, Budget):
         return value

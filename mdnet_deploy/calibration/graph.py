@@ -107,14 +107,6 @@ def _producers(graph: Any) -> dict[str, Any]:
     return {out: node for node in graph.node for out in node.output}
 
 
-def _consumers(graph: Any) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            found.setdefault(name, []).append(node)
-    return found
-
-
 def _is_dynamic(name: str, initializers: set[str], producers: dict[str, Any]) -> bool:
     if not name or name in initializers:
         return False

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import click
 from click.core import ParameterSource
@@ -121,7 +122,8 @@ def render(rows: Sequence[dict[str, Any]]) -> None:
 @click.option("--accept-new-host-key", is_flag=True, help="Trust a host key not yet in known_hosts (first contact).")
 @click.option("--keep-remote", is_flag=True, help="Keep the device's work folder (for debugging).")
 @click.option("--remote-dir", default="~/.cache/mdnet-deploy", show_default=True, help="Work folder root on the device.")
-@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True)
+@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True,
+              help="SSH known_hosts file that host keys are checked against.")
 @click.option("--max-parallel", type=int, default=4, show_default=True, help="Devices benched at once (--inventory).")
 @click.option("--remote-timeout", type=float, default=3600.0, show_default=True, help="Seconds the device bench may take.")
 @click.pass_context

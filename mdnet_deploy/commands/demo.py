@@ -23,12 +23,18 @@ def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: 
 
     result = run_demo(workdir, cache_dir, width or DEMO_WIDTH, epochs or DEMO_EPOCHS, progress=info)
     table = Table(title="mdnet-deploy demo: MDNET on held-out digits (359 images)")
-    for col in ("step", "artifact", "size MB", "precision", "top-1 %", "agrees w/ PyTorch %", "latency ms (b=1, p50)", "note"):
+    for col in ("step", "artifact", "size MB", "precision", "top-1 %", "agrees w/ PyTorch %", "p50 ms (b=1, 1 thread)", "note"):
         table.add_column(col)
     for r in result.rows:
         table.add_row(r.step, _short(r.artifact), fmt(r.size_mb), r.precision or "-", fmt(r.top1), fmt(r.agreement, 1),
                       fmt(r.latency_ms, 3), r.note)
     console.print(table)
+    if result.bench:
+        from ..bench import result_notes, results_table
+
+        console.print(results_table(result.bench, title="Benchmark on this host (mdnet-deploy bench --device host, 1 thread)"))
+        for note in result_notes(result.bench):
+            console.print(note, highlight=False, markup=False)
     console.print(f"artifacts in {result.workdir}; checkpoint {result.checkpoint}; total {result.seconds.get('total_s', 0):.0f} s",
                   highlight=False)
 

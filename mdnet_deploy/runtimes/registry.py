@@ -11,9 +11,10 @@ why and how to fix it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..artifact import ArtifactMeta
 from ..devices.profiles import get_profile

@@ -1,41 +1,13 @@
-"""Shared by the bench, runtime and command tests: a tiny MDNET, its ONNX export, eval sets.
-
-The export takes seconds, so it happens once per test session (cached in a
-temporary folder removed at exit) whichever test file asks first. Other
-test folders import this module after putting this folder on sys.path.
-"""
+"""Helpers of the bench tests: evaluation sets and damaged copies of artifacts."""
 
 from __future__ import annotations
 
-import atexit
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-NUM_CLASSES = 10
-_cache: dict[str, Path] = {}
-
-
-def tiny_models() -> dict[str, Path]:
-    """{"pth": tiny.pth, "onnx": model.onnx (+ sidecar)} of a width-0.25, 10-class MDNET."""
-    if not _cache:
-        import torch
-
-        from mdnet_deploy.export.onnx_export import export_onnx
-        from mdnet_deploy.model.mdnet import create_model
-
-        folder = Path(tempfile.mkdtemp(prefix="mdnet-bench-tests-"))
-        atexit.register(shutil.rmtree, folder, True)
-        torch.manual_seed(0)
-        model = create_model(NUM_CLASSES, width=0.25).eval()
-        pth = folder / "tiny.pth"
-        torch.save(model.state_dict(), pth)
-        # No simplification: it triples the export time and changes nothing here.
-        result = export_onnx(pth, folder / "onnx", data=None, simplify=False)
-        _cache.update(pth=pth, onnx=result.path, folder=folder)
-    return dict(_cache)
+NUM_CLASSES = 10  # the shared tiny MDNET (tests/conftest.py: tiny_ckpt, tiny_onnx)
 
 
 def write_eval_npz(path: Path, n: int = 24, classes: int = NUM_CLASSES, size: int = 32, seed: int = 0,
@@ -61,3 +33,25 @@ def copy_model(src: Path, dst_dir: Path, name: str | None = None) -> Path:
     if side.exists():
         shutil.copyfile(side, dst.with_name(dst.name + ".json"))
     return dst
+
+
+def make_tflite(onnx_path: Path, folder: Path) -> Path:
+    """The TFLite twin of a test model via the TFLite converter (the session fixture calls it once).
+
+    Skips until the TFLite runner and ``compile --target tflite`` exist.
+    """
+    import importlib.util
+
+    import pytest
+    from click.testing import CliRunner
+
+    from mdnet_deploy.cli import main
+
+    if importlib.util.find_spec("mdnet_deploy.runtimes.tflite") is None:
+        pytest.skip("mdnet_deploy.runtimes.tflite (the TFLite runner) is not written yet")
+    out = folder / "model.tflite"
+    res = CliRunner().invoke(main, ["compile", "--target", "tflite", "--precision", "fp32", str(onnx_path), "-o", str(out)])
+    if res.exit_code != 0 or not out.exists():
+        last = (res.output.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"the TFLite converter is not usable yet (compile --target tflite: {last})")
+    return out

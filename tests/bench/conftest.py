@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-from bench_helpers import tiny_models, write_eval_npz
+from bench_helpers import make_tflite, write_eval_npz
 
 
 @pytest.fixture(scope="session")
-def models():
-    pytest.importorskip("torch", reason="the tiny test model is made with torch (workstation venv)")
+def models(tiny_ckpt, tiny_onnx):
+    """The session's tiny MDNET (width 0.25, 10 classes): its checkpoint and its ONNX export."""
     pytest.importorskip("onnxruntime")
-    return tiny_models()
+    return {"pth": tiny_ckpt, "onnx": tiny_onnx}
 
 
 @pytest.fixture
@@ -26,3 +25,9 @@ def no_rapl(tmp_path, monkeypatch):
     root.mkdir()
     monkeypatch.setenv("MDNET_DEPLOY_SYSFS_ROOT", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def tflite_model(models, tmp_path_factory):
+    """The tiny model as .tflite (skips until the TFLite converter exists)."""
+    return make_tflite(models["onnx"], tmp_path_factory.mktemp("tflite"))

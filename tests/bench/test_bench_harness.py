@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from bench_helpers import copy_model, write_eval_npz
+
 from mdnet_deploy.bench import ROW_KEYS, bench_models
 from mdnet_deploy.bench.schema import ACCURACY_KEYS, ENERGY_KEYS, LATENCY_KEYS
 from mdnet_deploy.errors import DataError, InputError, UnavailableError
@@ -221,3 +221,15 @@ def test_unavailable_runtime_fails_the_row(models, monkeypatch):
     rows = bench_models([models["onnx"], models["pth"]], **FAST)
     assert rows[0]["status"] == "failed" and "not importable (test)" in rows[0]["reason"]
     assert rows[1]["status"] == "ok"
+
+
+@pytest.mark.slow  # converts the model to TFLite (tens of seconds)
+def test_tflite_row_beside_onnx(models, tflite_model, eval_npz):
+    rows = bench_models([models["onnx"], tflite_model], eval_spec=str(eval_npz), batch=2, **FAST)
+    assert [(r["runtime"]["name"], r["status"]) for r in rows] == [("onnxruntime", "ok"), ("tflite", "ok")]
+    assert rows[1]["model"]["format"] == "tflite" and rows[1]["accuracy"]["n"] == 24
+
+
+def test_auto_and_a_named_runtime_do_not_duplicate_rows(models):
+    rows = bench_models([models["pth"]], runtime=["auto", "torch"], threads=1, **FAST)
+    assert [(r["runtime"]["name"], r["status"]) for r in rows] == [("torch", "ok")]

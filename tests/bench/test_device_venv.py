@@ -7,16 +7,13 @@ the packed evaluation set are made here, in the workstation venv.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from bench_helpers import tiny_models, write_eval_npz
+from bench_helpers import write_eval_npz
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_VENV = REPO / ".venv-device"
@@ -51,21 +48,8 @@ def eval_set(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def onnx_model():
-    pytest.importorskip("torch", reason="the test model is exported in the workstation venv")
-    return tiny_models()["onnx"]
-
-
-def make_tflite(onnx_path: Path, out: Path) -> Path:
-    """The TFLite twin of the test model, with the other converter (skips until it exists)."""
-    if importlib.util.find_spec("mdnet_deploy.runtimes.tflite") is None:
-        pytest.skip("mdnet_deploy.runtimes.tflite (the TFLite runner) is not written yet")
-    res = CliRunner().invoke(__import__("mdnet_deploy.cli", fromlist=["main"]).main,
-                             ["compile", "--target", "tflite", str(onnx_path), "-o", str(out)])
-    if res.exit_code != 0 or not out.exists():
-        last = (res.output.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"the TFLite converter is not usable yet (compile --target tflite: {last})")
-    return out
+def onnx_model(tiny_onnx):
+    return tiny_onnx
 
 
 def test_device_venv_has_no_torch_or_onnx(device_bin):
@@ -87,10 +71,10 @@ def test_onnx_bench_on_the_device_side(device_bin, onnx_model, eval_set, tmp_pat
     assert row["device"]["env"]["numpy"]
 
 
-def test_onnx_and_tflite_bench_on_the_device_side(device_bin, onnx_model, eval_set, tmp_path):
-    tflite = make_tflite(onnx_model, tmp_path / "model.tflite")
+@pytest.mark.slow  # converts the model to TFLite (tens of seconds)
+def test_onnx_and_tflite_bench_on_the_device_side(device_bin, onnx_model, tflite_model, eval_set, tmp_path):
     out = tmp_path / "r.json"
-    proc = run_device(device_bin, ["bench", *BENCH_FLAGS, "--model", onnx_model, "--model", tflite,
+    proc = run_device(device_bin, ["bench", *BENCH_FLAGS, "--model", onnx_model, "--model", tflite_model,
                                    "--eval", eval_set, "--json", out], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(out.read_text())

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_helpers import copy_model, tiny_models, write_eval_npz  # noqa: E402
-
-from mdnet_deploy.bench.schema import CSV_COLUMNS, ROW_KEYS  # noqa: E402
-from mdnet_deploy.cli import main  # noqa: E402
+from mdnet_deploy.bench.schema import CSV_COLUMNS, ROW_KEYS
+from mdnet_deploy.cli import main
 
 FAST = ["--device", "host", "--warmup", "2", "--iterations", "5"]
 
 
 @pytest.fixture(scope="module")
-def models():
-    pytest.importorskip("torch", reason="the tiny test model is made with torch")
+def models(tiny_ckpt, tiny_onnx):
     pytest.importorskip("onnxruntime")
-    return tiny_models()
+    return {"pth": tiny_ckpt, "onnx": tiny_onnx}
+
+
+def write_eval_npz(path: Path, n: int = 24, classes: int = 10) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), y=(np.arange(n) % classes).astype(np.int64),
+             labels=np.array([str(i) for i in range(classes)]))
+    return path
+
+
+def copy_model(src: Path, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, folder / name)
+    shutil.copyfile(src.with_name(src.name + ".json"), folder / (name + ".json"))
+    return folder / name
 
 
 @pytest.fixture
@@ -137,7 +148,6 @@ def test_csv_with_foreign_columns_is_refused(models, tmp_path):
 def image_folder(root):
     """Two classes of two PNGs: an --eval spec that is not an .npz."""
     Image = pytest.importorskip("PIL.Image", reason="image folders need Pillow")
-    import numpy as np
 
     for c in ("cat", "dog"):
         (root / c).mkdir(parents=True)
@@ -157,7 +167,7 @@ def fake_rows(models):
 
 
 def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeypatch):
-    import mdnet_deploy.remote as remote
+    from mdnet_deploy import remote
 
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
@@ -166,7 +176,7 @@ def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeyp
     def fake_bench(target, models, npz, extra, **kw):
         calls.update(target=target, models=models, npz=npz, extra=extra, kw=kw)
         assert npz is not None and Path(npz).is_file()  # packed before the call, removed after
-        calls["npz_keys"] = sorted(__import__("numpy").load(npz).files)
+        calls["npz_keys"] = sorted(np.load(npz).files)
         kw["progress"]("running bench on the device")
         return fake_rows(models)[:1]
 
@@ -189,7 +199,7 @@ def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeyp
 
 
 def test_inventory_runs_the_fleet_and_fails_with_7(tmp_path, monkeypatch):
-    import mdnet_deploy.remote as remote
+    from mdnet_deploy import remote
 
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch", reason="the tiny test model is made with torch")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_helpers import tiny_models  # noqa: E402
 
-from mdnet_deploy.artifact import read_meta  # noqa: E402
-from mdnet_deploy.errors import ArtifactError, UnavailableError  # noqa: E402
-from mdnet_deploy.runtimes.onnxruntime import OnnxRuntimeRunner  # noqa: E402
+from mdnet_deploy.artifact import read_meta
+from mdnet_deploy.errors import ArtifactError, UnavailableError
+from mdnet_deploy.runtimes.onnxruntime import OnnxRuntimeRunner
 
 
 @pytest.fixture(scope="module")
-def onnx_model():
-    return tiny_models()["onnx"]
+def onnx_model(tiny_onnx):
+    return tiny_onnx
 
 
 def test_prepare_run_finish_and_describe(onnx_model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +10,16 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch runner needs torch (workstation venv)")
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from bench_helpers import copy_model, tiny_models  # noqa: E402
 
-from mdnet_deploy.artifact import read_meta, write_meta  # noqa: E402
-from mdnet_deploy.errors import ArtifactError, CheckpointError, UnavailableError  # noqa: E402
-from mdnet_deploy.runtimes.onnxruntime import OnnxRuntimeRunner  # noqa: E402
-from mdnet_deploy.runtimes.torch_runner import TorchRunner, checkpoint_meta  # noqa: E402
+from mdnet_deploy.artifact import read_meta, write_meta
+from mdnet_deploy.errors import ArtifactError, CheckpointError, UnavailableError
+from mdnet_deploy.runtimes.onnxruntime import OnnxRuntimeRunner
+from mdnet_deploy.runtimes.torch_runner import TorchRunner, checkpoint_meta
 
 
 @pytest.fixture(scope="module")
-def models():
-    return tiny_models()
+def models(tiny_ckpt, tiny_onnx):
+    return {"pth": tiny_ckpt, "onnx": tiny_onnx}
 
 
 def inputs(n=6):
@@ -64,7 +61,10 @@ def test_bare_checkpoint_meta_is_filled_on_open(models):
 
 
 def test_artifact_without_checkpoint_has_no_baseline(models, tmp_path):
-    m = copy_model(models["onnx"], tmp_path)
+    import shutil
+
+    m = tmp_path / "model.onnx"
+    shutil.copyfile(models["onnx"], m)
     meta = read_meta(m)
     meta.checkpoint = None
     with pytest.raises(ArtifactError, match="records no checkpoint"):

@@ -1,0 +1,90 @@
+"""A small *trained* MDNET for the quantization tests, made once per session.
+
+Width 0.25, two epochs on the digits demo data without augmentation (about
+85 % top-1): trained weights and BatchNorm statistics are what make INT8
+ranges realistic; an untrained network would make every accuracy check moot.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The tests import calib_helpers from this folder under any pytest import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calib_helpers import QUICK, run_cli  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def trained_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mdnet_deploy.export.onnx_export import export_onnx
+    from mdnet_deploy.model.train import TrainConfig, train_checkpoint
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg = TrainConfig(epochs=2, width=0.25, batch_size=32, lr=3e-3, hflip=False, crop_padding=0, rotation_deg=0, warmup_epochs=0.3)
+    ckpt = train_checkpoint("digits", root / "digits_w025.pth", cfg)
+    return export_onnx(ckpt, root / "onnx").path
+
+
+@pytest.fixture(scope="session")
+def guarded_run(trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One full CLI run with --eval (the accuracy guard), shared by the assertions that read its outputs."""
+    out = tmp_path_factory.mktemp("guarded") / "model.int8.onnx"
+    result = run_cli("quantize", trained_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
+                     "--sensitivity-images", QUICK["sens"], "--eval", "digits:test", "-o", out)
+    assert result.exit_code == 0, result.output
+    return result, out
+
+
+@pytest.fixture(scope="session")
+def float_labelled_npz(trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """digits:test labelled with the float model's own predictions: float top-1 is 100 % by construction."""
+    from mdnet_deploy.artifact import read_meta
+    from mdnet_deploy.data import load_dataset, preprocess
+    from mdnet_deploy.runtimes.onnxruntime import run_onnx
+
+    meta = read_meta(trained_onnx)
+    ds = load_dataset("digits:test")
+    x = preprocess(ds.images, meta.preprocessing)
+    y = run_onnx(str(trained_onnx), x, batch=256).argmax(1)
+    path = tmp_path_factory.mktemp("agree") / "float_labelled.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture(scope="session")
+def outlier_onnx(trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained model with one outlier channel in the attention's qkv output; float logits unchanged.
+
+    qkv's output channel 0 is scaled by 1000 and the depthwise q/k/v
+    convolutions reading it by 1/1000: the float function is the same, but
+    one INT8 scale over that tensor now rounds every other channel to zero,
+    the failure that makes naive INT8 of MDNET lose tens of points.
+    """
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(trained_onnx))
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+
+    def scale(name: str, index: tuple, factor: float) -> None:
+        arr = numpy_helper.to_array(inits[name]).copy()
+        arr[index] *= factor
+        inits[name].CopyFrom(numpy_helper.from_array(arr, name))
+
+    qkv = nodes["/transform/attn/qkv/Conv"]
+    scale(qkv.input[1], (0,), 1000.0)
+    scale(qkv.input[2], (0,), 1000.0)
+    for conv in ("qkv_dwconv3x3", "qkv_dwconv5x5", "qkv_dwconv7x7"):
+        scale(nodes[f"/transform/attn/{conv}/Conv"].input[1], (0, 0), 1e-3)  # group 0, input channel 0
+    path = tmp_path_factory.mktemp("outlier") / "model.onnx"
+    onnx.save(model, str(path))
+    shutil.copy(str(trained_onnx) + ".json", str(path) + ".json")
+    return path
