@@ -56,4 +56,5 @@ test-arm: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m arm tests/remote
 
 clean:
-	rm -rf $(VENV) .cache out
+	rm -rf $(VENV) $(DEVICE_VENV) out
+	# .cache holds the emulated Pi (minutes to rebuild): remove it by hand if wanted.

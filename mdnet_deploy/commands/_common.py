@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import sys
+
 import click
 from rich.console import Console
 
 from ..errors import InputError
 
-# Results go to stdout; progress and warnings to stderr.
-console = Console()
-err_console = Console(stderr=True)
+# Results go to stdout; progress and warnings to stderr. Piped output (CI
+# logs, `| tee`) gets a wide console so comparison tables do not wrap per cell.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float, ...] | None:

@@ -33,8 +33,14 @@ def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: 
         from ..bench import result_notes, results_table
 
         console.print(results_table(result.bench, title="Benchmark on this host (mdnet-deploy bench --device host, 1 thread)"))
+        # The same meter reason repeats for every model: say it once.
+        seen: dict[str, list[str]] = {}
         for note in result_notes(result.bench):
-            console.print(note, highlight=False, markup=False)
+            who, _, why = note.partition(": ")
+            seen.setdefault(why or note, []).append(who)
+        for why, whom in seen.items():
+            console.print(f"{'all models' if len(whom) == len(result.bench) else ', '.join(whom)}: {why}",
+                          highlight=False, markup=False)
     console.print(f"artifacts in {result.workdir}; checkpoint {result.checkpoint}; total {result.seconds.get('total_s', 0):.0f} s",
                   highlight=False)
 

@@ -71,7 +71,8 @@ def convert_tflite(
 
     ``calib_size``: images for int8 calibration (default: quantize's count, else 512).
     ``io``: "float" (default) or "int8" input/output tensors (int8 precision only).
-    ``threads``: interpreter threads for the host verification (default: all cores).
+    ``threads``: interpreter threads for the host verification (default 1: fastest on
+    small shared machines, where a second XNNPACK thread mostly spin-waits).
     ``progress(stage, done, total)`` is called as work advances; nothing is printed.
     """
     from ..model.checkpoint import load_checkpoint
@@ -299,7 +300,7 @@ def _verify(path: Path, meta: ArtifactMeta, model: Any, precision: str, prep: Pr
     from ..data import preprocess
     from . import tflite_verify as tv
 
-    runner = tv.open_runner(path, meta, threads or os.cpu_count())
+    runner = tv.open_runner(path, meta, threads or 1)
     try:
         checks = []
         if precision != "int8":  # random inputs are outside int8's calibrated ranges: meaningless there

@@ -242,9 +242,10 @@ def test_guard_finds_and_floats_an_outlier_layer(outlier_onnx, trained_onnx, tmp
     assert report["accuracy"]["met"] and report["accuracy"]["drop_top1"] <= 0.5
     assert [s["float_layers"] for s in steps if s["phase"] == "grow"] == sorted(s["float_layers"] for s in steps if s["phase"] == "grow")
     fallback = report["float_fallback"]
-    assert fallback["blocks"] == ["transform.attn"], fallback  # nothing else needed to go float
-    assert report["sensitivity"]["layers"][0]["block"] == "transform.attn"
-    assert any("outlier" in row["reason"] for row in fallback["layers"])
+    assert report["sensitivity"]["layers"][0]["block"] == "transform.attn"  # ranked first ...
+    first = fallback["layers"][0]
+    assert first["block"] == "transform.attn" and "outlier" in first["reason"]  # ... returned to float first, and why
+    assert len(fallback["nodes"]) <= 10  # a handful of the 79 layers, not half the network
     assert set(fallback["nodes"]) <= set(json.loads(out.with_name("model.int8.onnx.json").read_text())["quantization"]["float_nodes"])
 
 

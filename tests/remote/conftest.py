@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -175,6 +176,10 @@ def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Eve
                 return True
 
             def reply() -> None:
+                # paramiko acknowledges the exec request only after this
+                # method returns; answering (and closing) before that makes
+                # the client see "Channel closed" instead of the output.
+                time.sleep(0.2)
                 channel.sendall(command + b"\n")
                 channel.send_exit_status(0)
                 channel.close()
