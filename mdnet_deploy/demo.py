@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 DEMO_DATA = "digits"
 DEMO_WIDTH = 0.5  # half width keeps a cold start (training included) under 5 minutes on 2 cores

@@ -9,6 +9,7 @@ raising, because a missing sysfs file is a normal answer on most machines.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Sequence
@@ -38,6 +39,13 @@ def etc_root(override: str | os.PathLike[str] | None = None) -> Path:
 
 def command_path(env: str, default: str, override: str | None = None) -> str:
     return override if override is not None else os.environ.get(env, default)
+
+
+def resolve_executable(command: str) -> str | None:
+    """A command name or path -> the executable to run, or None when there is none."""
+    if os.sep in command:
+        return command if os.path.isfile(command) and os.access(command, os.X_OK) else None
+    return shutil.which(command)
 
 
 def read_text(path: str | os.PathLike[str]) -> str | None:

@@ -14,9 +14,7 @@ so it is an estimate below the wall power.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 from ..errors import UnavailableError
 from . import _sys
@@ -42,11 +40,6 @@ def parse_pmic_adc(text: str) -> dict[str, float]:
     return {name: amps[name] * volts[name] for name in amps if name in volts}
 
 
-def _resolve(command: str) -> str | None:
-    if os.sep in command:
-        return command if os.path.isfile(command) and os.access(command, os.X_OK) else None
-    return shutil.which(command)
-
 
 class PmicMeter(PollingMeter):
     """Polls the Pi 5 PMIC ADC at up to 10 Hz (the recorded rate says what it achieved)."""
@@ -69,7 +62,7 @@ class PmicMeter(PollingMeter):
         return parse_pmic_adc(text), text
 
     def available(self) -> tuple[bool, str]:
-        path = _resolve(self.command)
+        path = _sys.resolve_executable(self.command)
         if path is None:
             return False, (
                 f"'{self.command}' not found: the PMIC meter needs a Raspberry Pi 5 with vcgencmd "

@@ -12,9 +12,7 @@ the sample times carry the pipe's small latency; the rate is recorded.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -47,11 +45,6 @@ def rails_watts(line: str) -> dict[str, float]:
     return {name: cur / 1000.0 for name, (cur, _avg) in parse_tegrastats_line(line).items()}
 
 
-def _resolve(command: str) -> str | None:
-    if os.sep in command:
-        return command if os.path.isfile(command) and os.access(command, os.X_OK) else None
-    return shutil.which(command)
-
 
 class TegrastatsMeter(PowerMeter):
     """Spawns tegrastats for the window and integrates its module-input rail."""
@@ -73,7 +66,7 @@ class TegrastatsMeter(PowerMeter):
         self._t_start = 0.0
 
     def available(self) -> tuple[bool, str]:
-        path = _resolve(self.command)
+        path = _sys.resolve_executable(self.command)
         if path is None:
             return False, (
                 f"'{self.command}' not found (tegrastats ships with JetPack on Jetson only; "
@@ -112,7 +105,7 @@ class TegrastatsMeter(PowerMeter):
     # -- protocol --------------------------------------------------------
     def start(self) -> None:
         self.close()
-        path = _resolve(self.command)
+        path = _sys.resolve_executable(self.command)
         if path is None:
             raise UnavailableError(f"power meter 'tegrastats' is unavailable: {self.available()[1]}")
         self._times, self._rails, self._skipped = [], [], 0

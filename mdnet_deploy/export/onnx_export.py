@@ -7,7 +7,6 @@ onnxsim, ONNX Runtime's quantizer and TensorRT's parser all take.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -120,7 +119,6 @@ def export_onnx(
 
     from ..data import load_dataset, preprocess
     from ..model.checkpoint import load_checkpoint
-    from ..runtimes.onnxruntime import run_onnx
 
     say = progress or (lambda _m: None)
     out_dir = ensure_writable_dir(out_dir)

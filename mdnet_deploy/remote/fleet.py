@@ -10,7 +10,7 @@ import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError, MdnetDeployError
