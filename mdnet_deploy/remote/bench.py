@@ -8,11 +8,12 @@ writes a JSON list of result rows and exits 0, or 7 when some row failed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..artifact import sidecar_path
 from ..errors import BenchFailedError, InputError, UnavailableError
@@ -149,44 +150,40 @@ def run_remote_bench(
         target, identity=identity, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
         connect_timeout=connect_timeout, io_timeout=io_timeout, progress=progress, session_factory=session_factory,
     )
-    with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
-        wheel_path = Path(wheel) if wheel else build_wheel(tmp)
-        sidecars = [sidecar_path(m) for m in model_paths if sidecar_path(m).is_file()]
-        payload = [*model_paths, *sidecars, *([eval_path] if eval_path else [])]
-        with job.connect() as session, open_workspace(
-            session, python=remote_python, root=remote_root, venv_name=f"mdnet-venv-{job.target.device}",
-            keep_remote=keep_remote, timeout=io_timeout, progress=job.progress, reconnect=job._make,
-        ) as ws:
-            wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, extra_packages, setup_timeout)
-            remote_models: list[str] = []
-            for i, m in enumerate(model_paths):
-                # One folder per model: two artifacts may share a file name.
-                ws.mkdir(f"m{i}")
-                remote_models.append(ws.upload(m, f"m{i}", m.name))
-                if sidecar_path(m).is_file():
-                    ws.upload(sidecar_path(m), f"m{i}", sidecar_path(m).name)
-            remote_eval = ws.upload(eval_path, eval_path.name) if eval_path else None
-            json_remote = ws.remote_path("results.json")
-            argv = bench_argv(ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra)
-            job.progress(f"running bench on {job.target.label}")
-            res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote bench")
-            if res.exit_status not in (0, BenchFailedError.exit_code):
-                raise BenchFailedError(
-                    f"{job.target.label}: bench on the device failed (exit {res.exit_status}): {_hint(res.last_error)}"
-                )
-            local_json = Path(tmp) / "results.json"
-            try:
-                ws.download(json_remote, local_json)
-                rows = json.loads(local_json.read_text(encoding="utf-8"))
-            except (UnavailableError, ValueError) as exc:
-                raise BenchFailedError(
-                    f"{job.target.label}: the device bench exited {res.exit_status} without a readable JSON ({exc}); "
-                    "re-run with --keep-remote to inspect the work folder"
-                ) from None
-            if not isinstance(rows, list):
-                raise BenchFailedError(f"{job.target.label}: the device bench wrote {type(rows).__name__}, not a list of rows")
-            back = {r: str(l) for r, l in zip(remote_models, model_paths)}
-            return [_annotate(row, back, job.target, ws.info) for row in rows]
+    sidecars = [sidecar_path(m) for m in model_paths if sidecar_path(m).is_file()]
+    payload = [*model_paths, *sidecars, *([eval_path] if eval_path else [])]
+    with _device_workspace(job, wheel, f"mdnet-venv-{job.target.device}", remote_python, remote_root, keep_remote,
+                           io_timeout) as (tmp, wheel_path, session, ws):
+        wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, extra_packages, setup_timeout)
+        remote_models: list[str] = []
+        for i, m in enumerate(model_paths):
+            # One folder per model: two artifacts may share a file name.
+            ws.mkdir(f"m{i}")
+            remote_models.append(ws.upload(m, f"m{i}", m.name))
+            if sidecar_path(m).is_file():
+                ws.upload(sidecar_path(m), f"m{i}", sidecar_path(m).name)
+        remote_eval = ws.upload(eval_path, eval_path.name) if eval_path else None
+        json_remote = ws.remote_path("results.json")
+        argv = bench_argv(ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra)
+        job.progress(f"running bench on {job.target.label}")
+        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote bench")
+        if res.exit_status not in (0, BenchFailedError.exit_code):
+            raise BenchFailedError(
+                f"{job.target.label}: bench on the device failed (exit {res.exit_status}): {_hint(res.last_error)}"
+            )
+        local_json = tmp / "results.json"
+        try:
+            ws.download(json_remote, local_json)
+            rows = json.loads(local_json.read_text(encoding="utf-8"))
+        except (UnavailableError, ValueError) as exc:
+            raise BenchFailedError(
+                f"{job.target.label}: the device bench exited {res.exit_status} without a readable JSON ({exc}); "
+                "re-run with --keep-remote to inspect the work folder"
+            ) from None
+        if not isinstance(rows, list):
+            raise BenchFailedError(f"{job.target.label}: the device bench wrote {type(rows).__name__}, not a list of rows")
+        back = {r: str(l) for r, l in zip(remote_models, model_paths)}
+        return [_annotate(row, back, job.target, ws.info) for row in rows]
 
 
 def _hint(message: str) -> str:
@@ -254,39 +251,35 @@ def build_remote_engine(
         target, identity=identity, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
         connect_timeout=connect_timeout, io_timeout=io_timeout, progress=progress, session_factory=session_factory,
     )
-    with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
-        wheel_path = Path(wheel) if wheel else build_wheel(tmp)
-        side = sidecar_path(onnx_path)
-        payload = [onnx_path, *([side] if side.is_file() else [])]
-        with job.connect() as session, open_workspace(
-            session, python=remote_python, root=remote_root, venv_name="mdnet-venv-jetson",
-            keep_remote=keep_remote, timeout=io_timeout, progress=job.progress, reconnect=job._make,
-        ) as ws:
-            wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, (), setup_timeout)
-            remote_onnx = ws.upload(onnx_path, onnx_path.name)
-            if side.is_file():
-                ws.upload(side, side.name)
-            remote_engine = ws.remote_path(output.name)
-            argv = compile_argv(ws.venv_python, wheel_remote, remote_onnx, remote_engine, extra)
-            job.progress(f"building the TensorRT engine on {job.target.label}")
-            res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote engine build")
-            if res.exit_status != 0:
-                raise UnavailableError(
-                    f"{job.target.label}: the TensorRT engine build failed on the device (exit {res.exit_status}): "
-                    f"{_hint(res.last_error)}"
-                )
-            # The sidecar first (into our temp folder): the engine is renamed
-            # into place only once everything it needs has arrived.
-            side_tmp = Path(tmp) / "engine.json"
-            try:
-                ws.download(remote_engine + ".json", side_tmp)
-            except UnavailableError:
-                side_tmp = None  # the device compile wrote no metadata
-            with atomic_output(output) as engine_tmp:
-                ws.download(remote_engine, engine_tmp)
-            if side_tmp is not None:
-                atomic_write_bytes(sidecar_path(output), side_tmp.read_bytes())
-            return output
+    side = sidecar_path(onnx_path)
+    payload = [onnx_path, *([side] if side.is_file() else [])]
+    with _device_workspace(job, wheel, "mdnet-venv-jetson", remote_python, remote_root, keep_remote,
+                           io_timeout) as (tmp, wheel_path, session, ws):
+        wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, (), setup_timeout)
+        remote_onnx = ws.upload(onnx_path, onnx_path.name)
+        if side.is_file():
+            ws.upload(side, side.name)
+        remote_engine = ws.remote_path(output.name)
+        argv = compile_argv(ws.venv_python, wheel_remote, remote_onnx, remote_engine, extra)
+        job.progress(f"building the TensorRT engine on {job.target.label}")
+        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote engine build")
+        if res.exit_status != 0:
+            raise UnavailableError(
+                f"{job.target.label}: the TensorRT engine build failed on the device (exit {res.exit_status}): "
+                f"{_hint(res.last_error)}"
+            )
+        # The sidecar first (into our temp folder): the engine is renamed
+        # into place only once everything it needs has arrived.
+        side_tmp = tmp / "engine.json"
+        try:
+            ws.download(remote_engine + ".json", side_tmp)
+        except UnavailableError:
+            side_tmp = None  # the device compile wrote no metadata
+        with atomic_output(output) as engine_tmp:
+            ws.download(remote_engine, engine_tmp)
+        if side_tmp is not None:
+            atomic_write_bytes(sidecar_path(output), side_tmp.read_bytes())
+        return output
 
 
 # Imports each device needs, to check a venv without running a bench.
@@ -342,3 +335,21 @@ def check_remote_device(
                 "runtime": {"module": module, "ok": rt.exit_status == 0,
                             "reason": None if rt.exit_status == 0 else rt.last_error},
             }
+
+
+@contextlib.contextmanager
+def _device_workspace(
+    job: "_Run", wheel: str | os.PathLike[str] | None, venv_name: str, remote_python: str, remote_root: str,
+    keep_remote: bool, io_timeout: float,
+) -> Iterator[tuple[Path, Path, Session, Workspace]]:
+    """Local temp folder, the package wheel (built unless given), the SSH session and the remote work folder.
+
+    Everything is removed on the way out, on both sides, whatever happens inside.
+    """
+    with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
+        wheel_path = Path(wheel) if wheel else build_wheel(tmp)
+        with job.connect() as session, open_workspace(
+            session, python=remote_python, root=remote_root, venv_name=venv_name,
+            keep_remote=keep_remote, timeout=io_timeout, progress=job.progress, reconnect=job._make,
+        ) as ws:
+            yield Path(tmp), wheel_path, session, ws
