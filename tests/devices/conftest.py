@@ -30,3 +30,12 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key)
     # No real NVML either, even on a GPU machine.
     monkeypatch.setitem(sys.modules, "pynvml", None)
+
+
+@pytest.fixture
+def sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty sysfs root the test fills with the layout it needs."""
+    root = tmp_path / "sys"
+    root.mkdir()
+    monkeypatch.setenv("MDNET_DEPLOY_SYSFS_ROOT", str(root))
+    return root

@@ -51,14 +51,6 @@ def jp5_hwmon(sysfs: Path, rails: list[tuple[str, int, int]], addr: str = "1-004
     write(folder / "curr4_input", "999\n")
 
 
-@pytest.fixture
-def sysfs(tmp_path, monkeypatch):
-    root = tmp_path / "sys"
-    root.mkdir()
-    monkeypatch.setenv("MDNET_DEPLOY_SYSFS_ROOT", str(root))
-    return root
-
-
 def test_jetpack4_nano_iio(sysfs):
     jp4_iio(sysfs, [("POM_5V_IN", 4520), ("POM_5V_GPU", 0), ("POM_5V_CPU", 1078)])
     rails = discover_rails()

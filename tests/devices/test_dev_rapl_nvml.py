@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -33,14 +31,6 @@ def rapl_tree(sysfs: Path) -> Path:
         write(base / zone / "energy_uj", f"{value}\n")
         write(base / zone / "max_energy_range_uj", f"{MAX_RANGE}\n")
     return base
-
-
-@pytest.fixture
-def sysfs(tmp_path, monkeypatch):
-    root = tmp_path / "sys"
-    root.mkdir()
-    monkeypatch.setenv("MDNET_DEPLOY_SYSFS_ROOT", str(root))
-    return root
 
 
 def test_only_package_zones(sysfs):
