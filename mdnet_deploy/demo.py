@@ -168,7 +168,7 @@ def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -
 
 def _tflite_step(onnx_path: Path, int8_onnx: Path | None, workdir: Path, say: Callable[[str], None]) -> list[DemoRow]:
     """fp32 and full-integer int8 TFLite from the same checkpoint, int8 honouring quantize's float fallback."""
-    from .export.tflite import convert_tflite
+    from .export.tflite.compile import convert_tflite
 
     rows = []
     jobs = [("fp32", onnx_path, workdir / "model.fp32.tflite", {})]

@@ -59,7 +59,7 @@ def command(source: Path, target: str, precision: str, output: Path, force: bool
 
 
 def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str | None, opts: dict[str, Any]) -> None:
-    from ..export.tflite import convert_tflite
+    from ..export.tflite.compile import convert_tflite
 
     n = 1
     if batch is not None:
@@ -78,7 +78,7 @@ def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str 
 
 
 def _tensorrt(source: Path, precision: str, output: Path, force: bool, batch: str | None, opts: dict[str, Any]) -> None:
-    from ..export.tensorrt import build_engine
+    from ..export.tensorrt.build import build_engine
 
     meta = build_engine(
         source, output, precision=precision, workspace_mib=opts["workspace"], batch=batch or 1,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError, InputError, UnavailableError
-from ..export.engine_meta import BatchSpec, check_engine_compat, cuda_runtime_module, gpu_info, probe_target, rebuild_command
+from .engine_meta import BatchSpec, check_engine_compat, cuda_runtime_module, gpu_info, probe_target, rebuild_command
 from .base import Runner
 
 _HOW_TO_INSTALL = (
@@ -147,7 +147,7 @@ class TensorRTRunner(Runner):
         self._here = probe_target(str(trt.__version__), gpu=gpu_info())
         check_engine_compat(self.meta.target, self._here, rebuild=self.rebuild_hint(), engine=self.artifact)
 
-        from ..export.tensorrt_builder import collecting_logger
+        from ..export.tensorrt.builder import collecting_logger
 
         logger = collecting_logger(trt)
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bench_helpers import make_tflite, write_eval_npz
+from tests.helpers.bench import make_tflite, write_eval_npz
 
 
 @pytest.fixture(scope="session")

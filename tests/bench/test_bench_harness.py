@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from bench_helpers import copy_model, write_eval_npz
+from tests.helpers.bench import copy_model, write_eval_npz
 
 from mdnet_deploy.bench import ROW_KEYS, bench_models
 from mdnet_deploy.bench.schema import ACCURACY_KEYS, ENERGY_KEYS, LATENCY_KEYS

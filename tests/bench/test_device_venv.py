@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bench_helpers import write_eval_npz
+from tests.helpers.bench import write_eval_npz
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_VENV = REPO / ".venv-device"

@@ -7,16 +7,13 @@ ranges realistic; an untrained network would make every accuracy check moot.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-# The tests import calib_helpers from this folder under any pytest import mode.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calib_helpers import QUICK, run_cli  # noqa: E402
+from tests.helpers.calib import QUICK, run_cli
 
 
 @pytest.fixture(scope="session")

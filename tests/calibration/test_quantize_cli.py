@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from calib_helpers import QUICK, assert_one_line_error, leftovers, run_cli
+from tests.helpers.calib import QUICK, assert_one_line_error, leftovers, run_cli
 
 
 def _zero_points(model: onnx.ModelProto) -> list[np.ndarray]:

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from calib_helpers import run_cli
+from tests.helpers.calib import run_cli
 
 
 @pytest.mark.slow

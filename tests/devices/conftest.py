@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-# The tests import devices_helpers from this folder; make that work under any
-# pytest import mode, not only the default 'prepend'.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(autouse=True)

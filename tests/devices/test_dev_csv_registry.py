@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from devices_helpers import write
+from tests.helpers.devices import write
 from mdnet_deploy.devices import (
     KINDS,
     CsvMeter,

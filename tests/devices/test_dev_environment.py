@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from devices_helpers import executable, write
+from tests.helpers.devices import executable, write
 from mdnet_deploy.devices import capture_environment, detect_kind, read_temperatures
 from mdnet_deploy.devices.environment import (
     cpu_model,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devices_helpers import write
+from tests.helpers.devices import write
 from mdnet_deploy.devices import Ina3221Meter, make_meter
 from mdnet_deploy.devices.ina3221 import discover_rails
 from mdnet_deploy.errors import UnavailableError

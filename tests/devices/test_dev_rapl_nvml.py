@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devices_helpers import write
+from tests.helpers.devices import write
 from mdnet_deploy.devices import NvmlMeter, RaplMeter, make_meter, select_meter
 from mdnet_deploy.devices import rapl as rapl_module
 from mdnet_deploy.devices.rapl import package_zones

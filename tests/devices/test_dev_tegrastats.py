@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from devices_helpers import executable, fixture_path
+from tests.helpers.devices import executable, fixture_path
 from mdnet_deploy.devices import NoneMeter, TegrastatsMeter, make_meter, select_meter
 from mdnet_deploy.devices.tegrastats import parse_tegrastats_line, rails_watts
 from mdnet_deploy.errors import UnavailableError

@@ -10,8 +10,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 
 from mdnet_deploy.errors import InputError, OutputError  # noqa: E402
-from mdnet_deploy.export.tensorrt import build_engine, inspect_onnx  # noqa: E402
-from mdnet_deploy.export.tensorrt_smoke import write_tiny_classifier  # noqa: E402
+from mdnet_deploy.export.tensorrt.build import build_engine, inspect_onnx  # noqa: E402
+from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
 
 
 def _listing(folder: Path) -> dict[str, bytes]:

@@ -88,7 +88,7 @@ def test_moved_checkpoint_is_refused_and_can_be_given(ckpt: Path, tmp_path: Path
     line = one_line_error(run(onnx, "--target", "tflite", "--precision", "int8", "--calib", "digits", "-o", tmp_path / "m.tflite"), 2)
     assert "has moved or been deleted" in line and "--checkpoint" in line
 
-    from mdnet_deploy.export.tflite_source import resolve_source
+    from mdnet_deploy.export.tflite.source import resolve_source
 
     assert resolve_source(onnx, checkpoint=moved).checkpoint == moved  # same bytes: accepted
 
@@ -103,7 +103,7 @@ def test_changed_checkpoint_is_refused(ckpt: Path, tmp_path: Path) -> None:
 
 def test_quant_report_forms_and_unknown_modules(ckpt: Path, tmp_path: Path) -> None:
     from mdnet_deploy.errors import InputError
-    from mdnet_deploy.export.tflite_source import check_modules, onnx_node_module, read_plan
+    from mdnet_deploy.export.tflite.source import check_modules, onnx_node_module, read_plan
     from mdnet_deploy.model.checkpoint import load_checkpoint
 
     assert onnx_node_module("/stage2/stage2.1/residual/residual.0/Conv") == "stage2.1.residual.0"
@@ -120,7 +120,7 @@ def test_quant_report_forms_and_unknown_modules(ckpt: Path, tmp_path: Path) -> N
 
 def test_int8_onnx_artifact_supplies_quantize_s_plan(ckpt: Path, tmp_path: Path) -> None:
     """Given quantize's model.int8.onnx, its metadata says what stays float and which images calibrated it."""
-    from mdnet_deploy.export.tflite_source import resolve_source
+    from mdnet_deploy.export.tflite.source import resolve_source
 
     onnx = tmp_path / "model.int8.onnx"
     onnx.write_bytes(b"not read")
@@ -137,8 +137,8 @@ def test_int8_onnx_artifact_supplies_quantize_s_plan(ckpt: Path, tmp_path: Path)
 def test_calibration_set_must_still_be_quantize_s(tmp_path: Path) -> None:
     from mdnet_deploy.artifact import Preprocessing
     from mdnet_deploy.errors import DataError
-    from mdnet_deploy.export.tflite import _calibration
-    from mdnet_deploy.export.tflite_source import QuantPlan
+    from mdnet_deploy.export.tflite.compile import _calibration
+    from mdnet_deploy.export.tflite.source import QuantPlan
 
     plan = QuantPlan(calibration={"source": "digits:train", "count": 16, "seed": 0, "sha256": "0" * 64})
     with pytest.raises(DataError, match="no longer gives the images quantize used"):
@@ -172,7 +172,7 @@ def test_litert_failure_is_one_line_naming_the_op_with_a_log(ckpt: Path, tmp_pat
 
 
 def test_describe_failure_finds_the_op_and_the_source_line() -> None:
-    from mdnet_deploy.export.tflite_convert import describe_failure
+    from mdnet_deploy.export.tflite.convert import describe_failure
 
     text = (
         "While executing %view_2 : [num_users=2] = call_function[target=torch.ops.aten.view.default](args = (%clone_13,))\n"
@@ -185,7 +185,7 @@ def test_describe_failure_finds_the_op_and_the_source_line() -> None:
 # -- TensorRT wiring -----------------------------------------------------------------
 @pytest.fixture()
 def no_tensorrt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from mdnet_deploy.export import tensorrt as trt
+    from mdnet_deploy.export.tensorrt import build as trt
 
     monkeypatch.setattr(trt, "tensorrt_bindings", lambda: (False, "ModuleNotFoundError: No module named 'tensorrt'"))
     monkeypatch.setattr(trt, "DEFAULT_LOCATIONS", (str(tmp_path / "nowhere" / "trtexec"),))
@@ -193,7 +193,7 @@ def no_tensorrt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_tensorrt_unavailable_prints_the_trtexec_command(tmp_path: Path, no_tensorrt: None) -> None:
-    from mdnet_deploy.export.tensorrt_smoke import write_tiny_classifier
+    from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier
 
     onnx = write_tiny_classifier(tmp_path / "model.int8.onnx", qdq=True)
     out = tmp_path / "model.engine"
@@ -204,7 +204,7 @@ def test_tensorrt_unavailable_prints_the_trtexec_command(tmp_path: Path, no_tens
 
 
 def test_tensorrt_int8_needs_a_qdq_onnx(tmp_path: Path, no_tensorrt: None) -> None:
-    from mdnet_deploy.export.tensorrt_smoke import write_tiny_classifier
+    from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier
 
     onnx = write_tiny_classifier(tmp_path / "model.onnx", qdq=False)
     line = one_line_error(run(onnx, "--target", "tensorrt", "--precision", "int8", "-o", tmp_path / "model.engine"), 2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,12 @@ import pytest
 pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install 'mdnet-deploy[tflite]')")
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tflite_fixtures as fx  # noqa: E402
+from tests.helpers import tflite as fx
 
-from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
-from mdnet_deploy.export.tflite_flatbuffer import module_of_tensor, read_embedded_meta  # noqa: E402
-from mdnet_deploy.fsutil import sha256_file  # noqa: E402
-from mdnet_deploy.runtimes.tflite import TfliteRunner  # noqa: E402
+from mdnet_deploy.artifact import read_meta, sidecar_path
+from mdnet_deploy.export.tflite.flatbuffer import module_of_tensor, read_embedded_meta
+from mdnet_deploy.fsutil import sha256_file
+from mdnet_deploy.runtimes.tflite import TfliteRunner
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -149,7 +147,7 @@ def test_float_fallback_modules_stay_float() -> None:
 
 def test_int8_with_float_io_by_default(tmp_path: Path) -> None:
     """--io float (the default) wraps the same int8 graph in QUANTIZE/DEQUANTIZE."""
-    from mdnet_deploy.export.tflite_flatbuffer import add_float_io, io_types
+    from mdnet_deploy.export.tflite.flatbuffer import add_float_io, io_types
 
     int8_bytes = fx.int8_io().path.read_bytes()
     wrapped = tmp_path / "float_io.tflite"

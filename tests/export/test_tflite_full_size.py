@@ -13,7 +13,7 @@ pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip i
 @pytest.mark.slow
 def test_full_size_int8_with_float_io(official_ckpt: Path, tmp_path: Path) -> None:
     from mdnet_deploy.artifact import read_meta
-    from mdnet_deploy.export.tflite import convert_tflite
+    from mdnet_deploy.export.tflite.compile import convert_tflite
     from mdnet_deploy.runtimes.tflite import TfliteRunner
 
     # The 100-class reference checkpoint, calibrated on digits images (any images

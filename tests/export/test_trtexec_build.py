@@ -16,9 +16,9 @@ pytest.importorskip("onnx")
 
 from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
 from mdnet_deploy.errors import ConversionError, UnavailableError  # noqa: E402
-from mdnet_deploy.export import trtexec as trtexec_mod  # noqa: E402
-from mdnet_deploy.export.tensorrt import build_engine  # noqa: E402
-from mdnet_deploy.export.tensorrt_smoke import write_tiny_classifier  # noqa: E402
+from mdnet_deploy.export.tensorrt import trtexec as trtexec_mod  # noqa: E402
+from mdnet_deploy.export.tensorrt.build import build_engine  # noqa: E402
+from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
 from mdnet_deploy.fsutil import sha256_file  # noqa: E402
 
 SUMMARY = Path("/work/shared/fixtures/devices/trtexec_summary_trt82.txt")

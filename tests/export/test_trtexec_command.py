@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from mdnet_deploy.errors import InputError
-from mdnet_deploy.export import trtexec as trtexec_mod
-from mdnet_deploy.export.engine_meta import BatchSpec, rebuild_command
-from mdnet_deploy.export.trtexec import find_trtexec, trtexec_command
+from mdnet_deploy.export.tensorrt import trtexec as trtexec_mod
+from mdnet_deploy.runtimes.engine_meta import BatchSpec, rebuild_command
+from mdnet_deploy.export.tensorrt.trtexec import find_trtexec, trtexec_command
 
 
 def test_int8_static_batch_on_a_dynamic_onnx() -> None:

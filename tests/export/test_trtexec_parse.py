@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mdnet_deploy.errors import InputError
-from mdnet_deploy.export.trtexec import decode_version_code, parse_device_info, parse_trtexec_summary
+from mdnet_deploy.export.tensorrt.trtexec import decode_version_code, parse_device_info, parse_trtexec_summary
 
 FIXTURES = Path("/work/shared/fixtures/devices")
 TRT82 = FIXTURES / "trtexec_summary_trt82.txt"

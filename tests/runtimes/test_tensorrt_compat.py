@@ -11,7 +11,7 @@ import pytest
 
 from mdnet_deploy.artifact import ArtifactMeta, TensorSpec, read_meta, write_meta
 from mdnet_deploy.errors import ArtifactError, UnavailableError
-from mdnet_deploy.export.engine_meta import BatchSpec, check_engine_compat, probe_target, read_l4t_release, rebuild_command, same_tensorrt
+from mdnet_deploy.runtimes.engine_meta import BatchSpec, check_engine_compat, probe_target, read_l4t_release, rebuild_command, same_tensorrt
 from mdnet_deploy.runtimes import tensorrt as runner_mod
 from mdnet_deploy.runtimes.tensorrt import TensorRTRunner
 
@@ -107,7 +107,7 @@ def test_probe_gpu_with_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     smi.chmod(0o755)
     monkeypatch.setenv("MDNET_DEPLOY_NVIDIA_SMI", str(smi))
     monkeypatch.setitem(sys.modules, "cuda", None)  # cuda-python absent: fall back to nvidia-smi
-    from mdnet_deploy.export.engine_meta import gpu_info
+    from mdnet_deploy.runtimes.engine_meta import gpu_info
 
     assert gpu_info() == {"gpu": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6", "gpu_source": "nvidia-smi"}
 

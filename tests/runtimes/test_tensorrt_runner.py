@@ -17,8 +17,8 @@ pytest.importorskip("onnx")
 
 from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
 from mdnet_deploy.errors import ArtifactError, InputError  # noqa: E402
-from mdnet_deploy.export.tensorrt import build_engine  # noqa: E402
-from mdnet_deploy.export.tensorrt_smoke import write_tiny_classifier  # noqa: E402
+from mdnet_deploy.export.tensorrt.build import build_engine  # noqa: E402
+from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
 from mdnet_deploy.runtimes.tensorrt import TensorRTRunner  # noqa: E402
 
 pytestmark = pytest.mark.tensorrt

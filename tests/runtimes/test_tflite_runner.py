@@ -13,13 +13,12 @@ import pytest
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install ai-edge-litert)")
 pytest.importorskip("litert_torch", reason="the test artifacts are made with litert-torch (pip install 'mdnet-deploy[tflite]')")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export"))
-import tflite_fixtures as fx  # noqa: E402
+from tests.helpers import tflite as fx
 
-from mdnet_deploy.artifact import read_meta  # noqa: E402
-from mdnet_deploy.errors import ArtifactError, UnavailableError  # noqa: E402
-from mdnet_deploy.runtimes import tflite as tflite_mod  # noqa: E402
-from mdnet_deploy.runtimes.tflite import TfliteRunner  # noqa: E402
+from mdnet_deploy.artifact import read_meta
+from mdnet_deploy.errors import ArtifactError, UnavailableError
+from mdnet_deploy.runtimes import tflite as tflite_mod
+from mdnet_deploy.runtimes.tflite import TfliteRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 

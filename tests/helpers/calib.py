@@ -1,4 +1,4 @@
-"""Helpers shared by the quantization tests (imported by name: conftest.py puts this folder on sys.path)."""
+"""Helpers shared by the quantization tests."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConversionError, InputError, UnavailableError
-from .engine_meta import BatchSpec
+from ...errors import ConversionError, InputError, UnavailableError
+from ...runtimes.engine_meta import BatchSpec
 
 
 def collecting_logger(trt: Any, echo: bool = False) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact import ArtifactMeta, TensorSpec, write_meta
+from ...artifact import ArtifactMeta, TensorSpec, write_meta
 
 INPUT_SCALE = 2.0 / 127.0  # normalized pixels lie within about +-2
 WEIGHT_SCALE = 0.01

@@ -15,10 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..artifact import ArtifactMeta
-from ..metrics import compare_logits, topk_accuracy
-from ..runtimes.tflite import TfliteRunner, _op_label
-from .tflite_flatbuffer import module_of_tensor
+from ...artifact import ArtifactMeta
+from ...metrics import compare_logits, topk_accuracy
+from ...runtimes.tflite import TfliteRunner, _op_label
+from .flatbuffer import module_of_tensor
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import ArtifactMeta, file_ref, format_of, read_meta, sidecar_path, write_meta
-from ..errors import ConversionError, InputError, OutputError, UnavailableError
-from ..fsutil import atomic_output, check_output
-from .engine_meta import BatchSpec, probe_target, rebuild_command
+from ...artifact import ArtifactMeta, file_ref, format_of, read_meta, sidecar_path, write_meta
+from ...errors import ConversionError, InputError, OutputError, UnavailableError
+from ...fsutil import atomic_output, check_output
+from ...runtimes.engine_meta import BatchSpec, probe_target, rebuild_command
 from .trtexec import (
     DEFAULT_LOCATIONS,
     TRTEXEC_ENV,
@@ -227,7 +227,7 @@ def _pick_trtexec(trtexec: str | os.PathLike[str] | None, req: _Request) -> Path
 
 
 def _build_with_python(req: _Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .tensorrt_builder import build_serialized  # imports tensorrt
+    from .builder import build_serialized  # imports tensorrt
 
     result = build_serialized(req.onnx, req.precision, req.batch, req.workspace_mib, req.dla_core, req.strongly_typed)
     with atomic_output(req.out) as tmp:

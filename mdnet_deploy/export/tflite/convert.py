@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConversionError
+from ...errors import ConversionError
 
 Progress = Callable[[str, int, int], None]
 OBSERVERS = ("histogram", "minmax")

@@ -19,9 +19,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, sidecar_path, write_meta
-from ..errors import ArtifactError, DataError, InputError, OutputError, VerificationError
-from ..fsutil import atomic_output, check_output
+from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, sidecar_path, write_meta
+from ...errors import ArtifactError, DataError, InputError, OutputError, VerificationError
+from ...fsutil import atomic_output, check_output
 
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8")
@@ -75,8 +75,8 @@ def convert_tflite(
     small shared machines, where a second XNNPACK thread mostly spin-waits).
     ``progress(stage, done, total)`` is called as work advances; nothing is printed.
     """
-    from ..model.checkpoint import load_checkpoint
-    from .tflite_source import check_modules, resolve_source
+    from ...model.checkpoint import load_checkpoint
+    from .source import check_modules, resolve_source
 
     say = progress or (lambda *_: None)
     precision, io, out = _check_options(precision, io, batch, calib_size, out)
@@ -172,7 +172,7 @@ def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
 
 def _calibration(calib: str | None, calib_size: int | None, plan: Any, prep: Preprocessing, warnings: list[str]) -> _Calibration:
     """The calibration images: quantize's (same source, count, seed; hash checked) unless --calib overrides."""
-    from ..data import load_dataset, preprocess, select_subset
+    from ...data import load_dataset, preprocess, select_subset
 
     recorded = (plan.calibration if plan is not None else None) or {}
     spec = _calib_spec(calib, plan)
@@ -215,7 +215,7 @@ def _calib_spec(calib: str | None, plan: Any) -> str:
 def _eval_set(spec: str | None, prep: Preprocessing, num_classes: int) -> Any:
     if spec is None:
         return None
-    from ..data import load_dataset
+    from ...data import load_dataset
 
     ds = load_dataset(spec, split="test", size=prep.size)
     if ds.num_classes != num_classes:
@@ -226,7 +226,7 @@ def _eval_set(spec: str | None, prep: Preprocessing, num_classes: int) -> Any:
 # -- conversion -------------------------------------------------------------------
 def _convert(model: Any, precision: str, io: str, batch: int, prep: Preprocessing, cal: _Calibration | None,
              plan: Any, out: Path, say: Progress, times: dict[str, float]) -> bytes:
-    from . import tflite_convert as tc
+    from . import convert as tc
 
     log = out.with_name(out.name + ".log")
     say("convert", 0, 0)
@@ -253,7 +253,7 @@ def _convert(model: Any, precision: str, io: str, batch: int, prep: Preprocessin
 
 def _set_io(data: bytes, io: str) -> bytes:
     """Make the int8 model's I/O what was asked; litert-torch gives float or int8 depending on its mode."""
-    from .tflite_flatbuffer import add_float_io, int8_io, io_types
+    from .flatbuffer import add_float_io, int8_io, io_types
 
     want = (0, 0) if io == "float" else (9, 9)  # TensorType FLOAT32 / INT8
     if io_types(data) != want:
@@ -270,7 +270,7 @@ def _set_io(data: bytes, io: str) -> bytes:
 
 # -- verification and metadata -----------------------------------------------------
 def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds: Any) -> ArtifactMeta:
-    from .onnx_export import tool_versions
+    from ..onnx_export import tool_versions
 
     labels = src.meta.labels if src.meta is not None else None
     if labels is None and eval_ds is not None:
@@ -297,8 +297,8 @@ def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds
 
 def _verify(path: Path, meta: ArtifactMeta, model: Any, precision: str, prep: Preprocessing, cal: _Calibration | None,
             eval_ds: Any, plan: Any, threads: int | None) -> dict[str, Any]:
-    from ..data import preprocess
-    from . import tflite_verify as tv
+    from ...data import preprocess
+    from . import verify as tv
 
     runner = tv.open_runner(path, meta, threads or 1)
     try:
@@ -350,7 +350,7 @@ def _quantization(precision: str, io: str, plan: Any, cal: _Calibration | None, 
 
 def _fallback_held(meta: ArtifactMeta, warnings: list[str]) -> None:
     """Every float module must still hold a float conv/FC; say which did not."""
-    from .tflite_verify import weighted_op_dtypes
+    from .verify import weighted_op_dtypes
 
     q = meta.quantization or {}
     bad = [m for m, ops in (q.get("float_module_ops") or {}).items() if "int8" in weighted_op_dtypes(ops)]
@@ -373,6 +373,6 @@ def _parity_gate(precision: str, checks: list[Any], warnings: list[str]) -> None
 
 
 def _embed(data: bytes, meta: ArtifactMeta) -> bytes:
-    from .tflite_flatbuffer import embed_metadata
+    from .flatbuffer import embed_metadata
 
     return embed_metadata(data, meta.to_json())

@@ -10,7 +10,7 @@ import pytest
 
 # Verbatim device output, copied here from the project's shared fixtures so the
 # tests need nothing outside the repository.
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "devices" / "fixtures"
 
 
 def fixture_path(name: str) -> Path:

@@ -21,8 +21,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConversionError, InputError
-from .engine_meta import BatchSpec
+from ...errors import ConversionError, InputError
+from ...runtimes.engine_meta import BatchSpec
 
 TRTEXEC_ENV = "MDNET_DEPLOY_TRTEXEC"
 # Where JetPack (and NVIDIA's containers) put it; not on PATH by default.

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifact import ArtifactMeta, format_of, read_meta
-from ..errors import ArtifactError, CheckpointError, InputError
-from ..fsutil import sha256_file
+from ...artifact import ArtifactMeta, format_of, read_meta
+from ...errors import ArtifactError, CheckpointError, InputError
+from ...fsutil import sha256_file
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 

@@ -100,8 +100,8 @@ def quant_report() -> Path:
 def fp32() -> Any:
     """(TfliteResult) fp32 with --eval digits; keeps the raw fp32 bytes for the fp16 build."""
     if "fp32" not in _CACHE:
-        from mdnet_deploy.export import tflite_convert
-        from mdnet_deploy.export.tflite import convert_tflite
+        from mdnet_deploy.export.tflite import convert as tflite_convert
+        from mdnet_deploy.export.tflite.compile import convert_tflite
 
         real = tflite_convert.convert_float
 
@@ -117,8 +117,8 @@ def fp32() -> Any:
 def fp16() -> Any:
     """fp16 from the same checkpoint; the litert-torch step is reused from fp32 (same model, same call)."""
     if "fp16" not in _CACHE:
-        from mdnet_deploy.export import tflite_convert
-        from mdnet_deploy.export.tflite import convert_tflite
+        from mdnet_deploy.export.tflite import convert as tflite_convert
+        from mdnet_deploy.export.tflite.compile import convert_tflite
 
         fp32()
         with mock.patch.object(tflite_convert, "convert_float", lambda *a, **k: _CACHE["fp32_bytes"]), one_torch_thread():
@@ -129,7 +129,7 @@ def fp16() -> Any:
 def int8_io() -> Any:
     """int8 with int8 I/O, quantize's report (two float modules), calibration digits:train x64, --eval digits."""
     if "int8" not in _CACHE:
-        from mdnet_deploy.export.tflite import convert_tflite
+        from mdnet_deploy.export.tflite.compile import convert_tflite
 
         ckpt = tiny_checkpoint()
         with one_torch_thread():

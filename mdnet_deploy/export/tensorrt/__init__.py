@@ -1,0 +1,1 @@
+"""TensorRT engines: Python-API builder, trtexec fallback, the tiny smoke model."""

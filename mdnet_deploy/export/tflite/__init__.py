@@ -1,0 +1,1 @@
+"""TFLite/LiteRT compilation: conversion, flatbuffer edits, verification."""
