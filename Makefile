@@ -5,7 +5,7 @@ PIP    := $(VENV)/bin/python -m pip
 STAMP  := $(VENV)/.installed
 EXTRAS ?= export,tflite,remote,dev
 
-.PHONY: demo test test-fast test-arm venv device-venv clean
+.PHONY: demo test test-fast test-arm venv device-venv wheel check-py38 clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,25 +17,66 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# A device-like venv without torch or onnx: numpy, the CLI and the two
-# device runtimes only, with this package installed --no-deps. The tests run
-# `bench` in it to prove the device side never imports the workstation stack.
+# The wheel that is the product: built once per change of the package, from
+# a copy of the sources (the checkout stays clean). The device-side venvs
+# below install it, so the device tests run the installed distribution.
+WHEEL_DIR   ?= dist
+WHEEL_STAMP := $(WHEEL_DIR)/.built
+PKG_SOURCES := $(shell find mdnet_deploy -name '*.py') pyproject.toml README.md
+
+$(WHEEL_STAMP): $(STAMP) $(PKG_SOURCES)
+	rm -f $(WHEEL_DIR)/mdnet_deploy-*.whl
+	$(VENV)/bin/python -c "import sys; from mdnet_deploy.remote.wheel import main; sys.exit(main(sys.argv[1:]))" $(WHEEL_DIR)
+	touch $@
+
+wheel: $(WHEEL_STAMP)
+
+# A device-like venv without torch or onnx: the wheel's base install plus the
+# two device runtimes. The tests run `bench` in it to prove the device side
+# never imports the workstation stack. The wheel is installed twice: once for
+# its dependencies, once --force-reinstall so a rebuilt wheel of the same
+# version replaces the old files.
 DEVICE_VENV  ?= .venv-device
 DEVICE_STAMP := $(DEVICE_VENV)/.installed
 
-$(DEVICE_STAMP): pyproject.toml
+$(DEVICE_STAMP): $(WHEEL_STAMP)
 	test -x $(DEVICE_VENV)/bin/python || $(PYTHON) -m venv $(DEVICE_VENV)
 	$(DEVICE_VENV)/bin/python -m pip install -q --upgrade pip
-	$(DEVICE_VENV)/bin/python -m pip install -q numpy click rich pyyaml onnxruntime ai-edge-litert
-	$(DEVICE_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(DEVICE_VENV)/bin/python -m pip install -q onnxruntime ai-edge-litert $(WHEEL_DIR)/mdnet_deploy-*.whl
+	$(DEVICE_VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/mdnet_deploy-*.whl
 	touch $(DEVICE_STAMP)
 
-device-venv: $(DEVICE_STAMP)
+# The device side claims Python 3.8 (JetPack 5). Two checks: vermin reads the
+# device-side modules statically, and the oldest interpreter found here runs
+# the device tests from the wheel in its own venv (onnxruntime only: LiteRT
+# has no 3.8 wheels). No 3.8/3.9 here: the venv is skipped with a message.
+DEVICE_MODULES := mdnet_deploy/__init__.py mdnet_deploy/__main__.py mdnet_deploy/cli.py mdnet_deploy/errors.py \
+	mdnet_deploy/artifact.py mdnet_deploy/fsutil.py mdnet_deploy/metrics.py mdnet_deploy/api.py mdnet_deploy/installation.py \
+	mdnet_deploy/bench mdnet_deploy/runtimes \
+	mdnet_deploy/devices mdnet_deploy/remote mdnet_deploy/commands/__init__.py mdnet_deploy/commands/_common.py \
+	mdnet_deploy/commands/bench.py mdnet_deploy/commands/pack_eval.py mdnet_deploy/commands/doctor.py
+OLDEST_PYTHON ?= $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3 python3.9 \
+	$(HOME)/.pyenv/versions/3.9*/bin/python3; do $$p -c 'import venv' >/dev/null 2>&1 && { command -v $$p; break; }; done)
+OLDEST_VENV  ?= .venv-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+
+$(OLDEST_STAMP): $(WHEEL_STAMP)
+	@if [ -z "$(OLDEST_PYTHON)" ]; then echo "no Python 3.8/3.9 here: skipping the oldest-Python device venv"; exit 0; fi; \
+	set -e; test -x $(OLDEST_VENV)/bin/python || $(OLDEST_PYTHON) -m venv $(OLDEST_VENV); \
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip; \
+	$(OLDEST_VENV)/bin/python -m pip install -q onnxruntime $(WHEEL_DIR)/mdnet_deploy-*.whl; \
+	$(OLDEST_VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/mdnet_deploy-*.whl; \
+	touch $(OLDEST_STAMP)
+
+check-py38: $(STAMP)
+	$(VENV)/bin/vermin --target=3.8- --no-tips --violations $(DEVICE_MODULES)
+
+device-venv: $(DEVICE_STAMP) $(OLDEST_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mdnet-deploy demo
 
-test: $(STAMP) $(DEVICE_STAMP)
+test: $(STAMP) $(DEVICE_STAMP) $(OLDEST_STAMP) check-py38
 	$(VENV)/bin/python -m pytest -q tests
 
 test-fast: $(STAMP)
@@ -53,8 +94,8 @@ test-arm: $(STAMP)
 	export MDNET_PI_PORT=$(PI_PORT); trap 'scripts/emulated_pi/stop.sh' EXIT INT TERM; \
 	scripts/emulated_pi/start.sh && \
 	MDNET_DEPLOY_TEST_PI=pi@127.0.0.1:$(PI_PORT) MDNET_DEPLOY_TEST_PI_DIR=$(CURDIR)/$(PI_DIR) \
-	$(VENV)/bin/python -m pytest -q -m arm tests/remote
+	$(VENV)/bin/python -m pytest -q -m arm tests/remote tests/deploy
 
 clean:
-	rm -rf $(VENV) $(DEVICE_VENV) out
+	rm -rf $(VENV) $(DEVICE_VENV) $(OLDEST_VENV) $(WHEEL_DIR) out
 	# .cache holds the emulated Pi (minutes to rebuild): remove it by hand if wanted.

@@ -51,7 +51,8 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callable[[str], None]) -> tuple[Path, bool]:
+def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callable[[str], None],
+                    on_step: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
     """The cached digits checkpoint, training it first if needed."""
     from .model.train import TrainConfig, train_checkpoint
 
@@ -64,7 +65,7 @@ def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callab
     def on_epoch(s: Any) -> None:
         progress(f"  epoch {s.epoch}/{epochs}: loss {s.loss:.3f}, held-out top-1 {s.val_top1:.2f} % ({s.seconds:.0f} s)")
 
-    train_checkpoint(DEMO_DATA, path, cfg, val_data=f"{DEMO_DATA}:test", on_epoch=on_epoch)
+    train_checkpoint(DEMO_DATA, path, cfg, val_data=f"{DEMO_DATA}:test", on_step=on_step, on_epoch=on_epoch)
     return path, True
 
 
@@ -74,9 +75,8 @@ def run_demo(
     width: float = DEMO_WIDTH,
     epochs: int = DEMO_EPOCHS,
     progress: Callable[[str], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
-    import torch
-
     from .artifact import Preprocessing
     from .data import load_dataset, preprocess
     from .export.onnx_export import export_onnx
@@ -84,13 +84,15 @@ def run_demo(
     from .metrics import compare_logits, topk_accuracy
     from .model.checkpoint import load_checkpoint
     from .bench import bench_models
+    from .model.meta import checkpoint_meta
     from .runtimes.onnxruntime import OnnxRuntimeRunner
+    from .runtimes.torch_runner import TorchRunner
 
     say = progress or (lambda _m: None)
     workdir = ensure_writable_dir(workdir)
     cache = ensure_writable_dir(Path(cache_dir) if cache_dir else default_cache_dir())
     t_all = time.perf_counter()
-    ckpt_path, trained = demo_checkpoint(cache, width, epochs, say)
+    ckpt_path, trained = demo_checkpoint(cache, width, epochs, say, on_step)
     result = DemoResult(workdir, ckpt_path, trained)
     result.seconds["checkpoint_s"] = time.perf_counter() - t_all
 
@@ -99,9 +101,9 @@ def run_demo(
     y = test.labels
 
     # PyTorch reference: the logits every converted artifact is compared with.
-    model = load_checkpoint(ckpt_path).model
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x)).numpy()
+    ckpt = load_checkpoint(ckpt_path)
+    with TorchRunner.for_model(ckpt.model, checkpoint_meta(ckpt, format="pt")) as reference:
+        ref = reference.logits(x)
     result.rows.append(DemoRow("train", str(ckpt_path), _mb(ckpt_path), "fp32", topk_accuracy(ref, y)["top1"], 100.0,
                                note="PyTorch eager" + (", trained now" if trained else ", cached")))
 
@@ -146,24 +148,38 @@ def _mb(path: Path) -> float:
 
 
 def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -> list[DemoRow]:
-    """INT8 QDQ ONNX with the accuracy guard; an unmet budget still yields a row (the best model)."""
+    """INT8 QDQ ONNX with the accuracy guard, in two forms; an unmet budget still yields a row (the best model).
+
+    The TensorRT form comes first: it is the accuracy reference (and the float-fallback
+    plan the TFLite int8 step honours), not a CPU speed format -- ONNX Runtime runs most
+    of it in float. The ``ort`` form is the host's INT8 artifact: every conv an integer kernel.
+    """
     from .calibration import quantize_model
     from .errors import AccuracyBudgetError
 
-    say(f"quantizing to INT8 ({DEMO_CALIB_SIZE} calibration images, accuracy guard on the held-out digits)")
-    try:
-        res = quantize_model(onnx_path, workdir / "model.int8.onnx", f"{DEMO_DATA}:train", calib_size=DEMO_CALIB_SIZE,
-                             eval_spec=f"{DEMO_DATA}:test", max_drop=0.5, force=True)
-    except AccuracyBudgetError as exc:
-        res = exc.result  # type: ignore[attr-defined]
-    acc = res.report.get("accuracy") or {}
-    fallback = res.report.get("float_fallback", {}).get("modules", [])
-    drop = acc.get("drop_top1")
-    note = f"QDQ ({res.report.get('form', {}).get('name', 'tensorrt')}); {len(fallback)} layers kept float"
-    if drop is not None:
-        note += f"; drop {drop:.2f} pts ({'within' if acc.get('met') else 'over'} 0.5 budget)"
-    return [DemoRow("quantize", str(res.path), _mb(res.path), "int8", (acc.get("int8") or {}).get("top1"),
-                    _pct(acc.get("top1_agreement")), note=note)]
+    rows = []
+    for target, name, role in (("tensorrt", "model.int8.onnx", "TensorRT form: accuracy reference, not a CPU speed format"),
+                               ("ort", "model.int8-ort.onnx", "ONNX Runtime form: integer kernels on the host")):
+        say(f"quantizing to INT8, {target} form ({DEMO_CALIB_SIZE} calibration images, accuracy guard on the held-out digits)")
+        try:
+            res = quantize_model(onnx_path, workdir / name, f"{DEMO_DATA}:train", calib_size=DEMO_CALIB_SIZE,
+                                 eval_spec=f"{DEMO_DATA}:test", max_drop=0.5, force=True, target=target)
+        except AccuracyBudgetError as exc:
+            if exc.result is None:
+                raise
+            res = exc.result
+        acc = res.report.get("accuracy") or {}
+        fallback = res.report.get("float_fallback", {}).get("modules", [])
+        drop = acc.get("drop_top1")
+        kernels = res.report.get("form", {}).get("integer_kernels") or {}
+        note = f"{role}; {len(fallback)} layers kept float"
+        if target == "ort" and kernels:
+            note += f"; {kernels.get('integer_convs')} convs integer on ORT"
+        if drop is not None:
+            note += f"; drop {drop:.2f} pts ({'within' if acc.get('met') else 'over'} 0.5 budget)"
+        rows.append(DemoRow("quantize", str(res.path), _mb(res.path), "int8", (acc.get("int8") or {}).get("top1"),
+                            _pct(acc.get("top1_agreement")), note=note))
+    return rows
 
 
 def _tflite_step(onnx_path: Path, int8_onnx: Path | None, workdir: Path, say: Callable[[str], None]) -> list[DemoRow]:

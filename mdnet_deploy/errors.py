@@ -7,6 +7,11 @@ it, in one sentence, without a traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: errors.py is imported by everything, device side too
+    from .calibration.pipeline import QuantizeResult
+
 
 class MdnetDeployError(Exception):
     """Base class. ``str(err)`` is the one line the user sees."""
@@ -45,9 +50,17 @@ class VerificationError(MdnetDeployError):
 
 
 class AccuracyBudgetError(MdnetDeployError):
-    """Quantization could not meet the accuracy budget (best model kept)."""
+    """Quantization could not meet the accuracy budget (best model kept).
+
+    ``result`` is the :class:`~mdnet_deploy.calibration.QuantizeResult` of the
+    best model, written under its over-budget name (None when there is none).
+    """
 
     exit_code = 4
+
+    def __init__(self, message: str, result: "QuantizeResult | None" = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class ConversionError(MdnetDeployError):
@@ -66,3 +79,34 @@ class BenchFailedError(MdnetDeployError):
     """At least one row of a benchmark failed (the others were reported)."""
 
     exit_code = 7
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: unwind (temporary files are removed on the way) and exit 128+signal.
+
+    A KeyboardInterrupt so every ``finally`` / ``except BaseException`` clean-up
+    that already handles Ctrl-C handles ``timeout``, CI cancellation and a
+    closed terminal the same way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def one_line(exc: BaseException) -> str:
+    """The single way an exception becomes one line of text for the user.
+
+    Our own errors are already one sentence; anything else (a library's
+    OSError, a paramiko failure) is named by its type, with its message
+    squeezed onto one line.
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MdnetDeployError):
+        return text
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name

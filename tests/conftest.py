@@ -12,6 +12,12 @@ SHARED = Path(os.environ.get("MDNET_DEPLOY_SHARED", ROOT.parent / "shared"))
 FIXTURES = SHARED / "fixtures"
 OFFICIAL_CKPT = FIXTURES / "mdnet_official_c100_random.pth"
 OFFICIAL_IO = FIXTURES / "mdnet_official_c100_random_io.npz"
+#: A width-0.25 MDNET trained two epochs on digits, checked in (scripts/make_test_checkpoint.py makes it):
+#: trained here it would differ from machine to machine, and so would every INT8 outcome built on it.
+TRAINED_TINY = ROOT / "tests" / "assets" / "digits_w025.pth"
+
+# Session fixtures that build TFLite artifacts once for tests/export and tests/runtimes.
+pytest_plugins = ["tests.helpers.tflite"]
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +32,16 @@ def official_io() -> Path:
     if not OFFICIAL_IO.exists():
         pytest.skip(f"reference fixture {OFFICIAL_IO} not found")
     return OFFICIAL_IO
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checked-in trained checkpoint, copied so no test can write beside the original."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("trained") / "digits_w025.pth"
+    shutil.copyfile(TRAINED_TINY, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from ..data.dataset import Dataset, load_dataset, select_subset
 from ..data.preprocess import preprocess
 from ..errors import DataError, InputError
 from ..fsutil import atomic_output, check_output
-from ..metrics import topk_accuracy
+from ..metrics import accuracy_interval, topk_accuracy
 from ..runtimes.base import Runner
 
 #: Batch for accuracy when the artifact takes any batch: big enough to amortise calls.
@@ -38,6 +38,9 @@ def load_eval(spec: str) -> Dataset:
         return ds
     if ds.images.dtype != np.float32:
         raise DataError(f"evaluation set {spec}: x must be uint8 images or float32 model input, not {ds.images.dtype}")
+    if not np.isfinite(ds.images).all():
+        bad = int((~np.isfinite(ds.images)).reshape(len(ds.images), -1).any(axis=1).sum())
+        raise DataError(f"evaluation set {spec}: {bad} images hold NaN or infinite values; repack the set from the raw images")
     return ds
 
 
@@ -105,8 +108,11 @@ def evaluate(runner: Runner, ds: Dataset, batch: int | None = None, progress: Ca
         if progress is not None:
             progress(min(i + step, n), n)
     logits = np.concatenate(outs) if outs else np.zeros((0, meta.num_classes), np.float32)
+    if logits.size and not np.isfinite(logits).all():  # NaN logits would score as class 0, silently
+        raise DataError(f"the model returned NaN or infinite logits on {ds.description}; its weights or input are broken")
     acc = topk_accuracy(logits, ds.labels)
-    return {"top1": acc["top1"], "top5": acc["top5"], "n": acc["n"], "dataset": ds.description}
+    return {"top1": acc["top1"], "top5": acc["top5"], "n": acc["n"], "dataset": ds.description,
+            "top1_ci95": accuracy_interval(acc["top1"], acc["n"]), "ci_method": "Wilson score interval, 95 %"}
 
 
 # -- pack-eval ------------------------------------------------------------------------

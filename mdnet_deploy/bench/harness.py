@@ -26,15 +26,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..artifact import ArtifactMeta, format_of, read_meta
+from ..artifact import SOURCE_DEFAULT, ArtifactMeta, format_of, read_meta
 from ..data.dataset import Dataset
 from ..devices import capture_environment, energy_summary, get_profile, measure_idle, read_temperatures, select_meter
 from ..devices.meter import PowerMeter
 from ..devices.trace import Trace
 from ..errors import InputError, MdnetDeployError
 from ..fsutil import sha256_file
+from ..reporting.profile import unavailable
+from ..reporting.traces import kept_trace
 from ..runtimes import registry
-from . import schema
+from . import conditions, schema, stats
 from .evalset import check_classes, evaluate, load_eval, model_input, static_batch
 from .timing import Budget, Clock, latency_stats, parse_budget, timed_loop, warm_up
 
@@ -192,6 +194,10 @@ def bench_models(
     runner_options: dict[str, Any] | None = None,
     clock: Clock = time.perf_counter_ns,
     meter: PowerMeter | None = None,
+    profile_runs: int = 0,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    repeat: int = 1,
 ) -> list[dict[str, Any]]:
     """Bench every model (x runtime) on this ``device`` kind; return one result row each (schema 1).
 
@@ -201,6 +207,13 @@ def bench_models(
     unknown model file, an explicitly requested power meter that does not
     work here, or an evaluation set that does not fit a model; failures of
     one model become a failed row. ``meter`` replaces ``power_meter`` (tests).
+    ``profile_runs`` > 0 adds each row's per-layer profile (``bench --profile``)
+    from that many extra calls after everything else was measured.
+    ``mean``/``std``: the preprocessing of ``.pth`` checkpoints (which carry
+    none); without them a checkpoint gets the CIFAR-100 default, which is
+    checked against ``eval_spec`` and refused when clearly wrong (prepcheck).
+    ``repeat``: the warm-up and timed loop run that many times per row; the
+    result's ``repeats`` block has the median p50 and its 95 % CI.
     """
     say = progress or _noop
     get_profile(device)  # unknown kind -> InputError
@@ -218,6 +231,13 @@ def bench_models(
         raise InputError(f"--duration {duration} is not valid; give a positive number of seconds")
     if idle < 0:
         raise InputError(f"--idle {idle} is not valid; give 0 (no idle measurement) or a number of seconds")
+    if repeat < 1:
+        raise InputError(f"--repeat {repeat} is not valid; give 1 or more (5 gives a useful confidence interval)")
+    given_prep = None
+    if mean is not None or std is not None:
+        from ..prepcheck import resolve_preprocessing  # numpy only
+
+        given_prep = resolve_preprocessing(mean, std)
     warm = parse_budget(warmup if warmup is not None else 0, "--warmup", allow_zero=True)
     assert warm is not None
     loop = Budget(count=iterations) if iterations is not None else Budget(seconds=duration or DEFAULT_DURATION_S)
@@ -231,10 +251,12 @@ def bench_models(
     try:
         ds = load_eval(eval_spec) if eval_spec else None
         jobs = plan(models, device, runtimes)
+        _apply_preprocessing(jobs, given_prep)
         if ds is not None:
             for job in jobs:
                 if job.meta is not None and job.error is None:
                     check_classes(ds, job.meta, job.given)
+            _check_checkpoint_preprocessing(jobs, ds, device, say)
 
         say(f"capturing the {device} environment")
         device_block = _device_block(device, capture_environment(device))
@@ -253,7 +275,7 @@ def bench_models(
             else:
                 try:
                     _run_job(job, row, device, batch, threads, warm, loop, ds, meter, energy_why, idle_trace,
-                             runner_options or {}, clock, _prefixed(say, label))
+                             runner_options or {}, clock, _prefixed(say, label), profile_runs=profile_runs, repeat=repeat)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # one model's crash must not sink the others
@@ -265,6 +287,57 @@ def bench_models(
         meter.close()
 
 
+def _apply_preprocessing(jobs: list[_Job], given: Any) -> None:
+    """``--mean/--std`` set a checkpoint's preprocessing; for an artifact they must agree with its metadata."""
+    if given is None:
+        return
+    for job in jobs:
+        if job.meta is None:
+            continue
+        if job.fmt == "pt":
+            job.meta.preprocessing = given
+            continue
+        have = job.meta.preprocessing
+        if not all(abs(a - b) <= 1e-6 for a, b in zip((*have.mean, *have.std), (*given.mean, *given.std))):
+            raise InputError(
+                f"--mean/--std {given.describe()} contradict {job.given}'s metadata ({have.describe()}); "
+                "they apply to .pth checkpoints: drop them or bench the artifacts in a separate run"
+            )
+
+
+def _check_checkpoint_preprocessing(jobs: list[_Job], ds: Dataset, kind: str, say: Progress) -> None:
+    """A checkpoint benched with the assumed CIFAR-100 default: refuse if the evaluation set says it is wrong."""
+    from ..artifact import SOURCE_DEFAULT
+    from ..prepcheck import check_assumed_preprocessing
+
+    done: set[Path] = set()
+    for job in jobs:
+        meta = job.meta
+        if meta is None or job.error is not None or job.fmt != "pt" or meta.preprocessing.source != SOURCE_DEFAULT:
+            continue
+        if job.path.resolve() in done or ds.images.dtype != np.uint8:
+            continue
+        done.add(job.path.resolve())
+        say(f"{job.path.name}: no --mean/--std, checking the CIFAR-100 default on {ds.description}")
+        runner = registry.make_runner("torch", job.path, meta, kind)
+        with runner:
+            check_assumed_preprocessing(meta.preprocessing, ds.images, ds.labels, runner.logits,
+                                        model=str(job.given), dataset=ds.description, num_classes=meta.num_classes)
+
+
+def _layer_profile(runner: Any, native: Any, runs: int) -> dict[str, Any]:
+    """The runner's per-layer profile (reporting/profile.py shape); a failure is recorded, not raised."""
+    hook = getattr(runner, "profile", None)
+    if hook is None:
+        return unavailable(runner.name, f"the {runner.name} runner has no per-layer profiler")
+    try:
+        return hook(native, runs)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a profiler problem must not fail a measured row
+        return unavailable(runner.name, f"profiling failed: {_one_line(exc)}")
+
+
 def _describe(row: dict[str, Any], runner: Any, threads: int | None) -> None:
     described = runner.describe()
     row["runtime"] = {**row["runtime"], **described, "threads": described.get("threads", threads)}
@@ -273,7 +346,7 @@ def _describe(row: dict[str, Any], runner: Any, threads: int | None) -> None:
 def _run_job(
     job: _Job, row: dict[str, Any], kind: str, batch: int, threads: int | None, warm: Budget, loop: Budget,
     ds: Dataset | None, meter: PowerMeter, energy_why: str | None, idle_trace: Trace | None,
-    options: dict[str, Any], clock: Clock, say: Progress,
+    options: dict[str, Any], clock: Clock, say: Progress, profile_runs: int = 0, repeat: int = 1,
 ) -> None:
     assert job.meta is not None and job.runtime is not None
     runner = registry.make_runner(job.runtime, job.path, job.meta, kind, threads=threads, **options)
@@ -304,6 +377,7 @@ def _run_job(
 
         say(f"timing {loop.describe()}" + (f" with power meter '{meter.name}'" if meter.name != "none" else ""))
         row["device"]["temperatures_c"] = {"before": read_temperatures(), "after": None}
+        before = conditions.snapshot(kind)
         trace, meter_error = None, None
         try:
             meter.start()
@@ -319,7 +393,19 @@ def _run_job(
                 trace = meter.stop()
             except MdnetDeployError as exc:
                 meter_error = f"power meter '{meter.name}' failed: {exc}"
+        metered_images = len(latencies) * batch  # the meter covered the first repeat only
+        p50s = [latency_stats(latencies)["p50"]]
+        for r in range(2, repeat + 1):  # --repeat: the whole measurement again, unmetered
+            say(f"repeat {r}/{repeat}: warm-up {warm.describe()}, timing {loop.describe()}")
+            warm_up(runner.run, native, warm, clock)
+            more, more_ns = timed_loop(runner.run, native, loop, clock)
+            latencies = latencies + more
+            window_ns += more_ns
+            p50s.append(latency_stats(more)["p50"])
         row["device"]["temperatures_c"]["after"] = read_temperatures()
+        row["conditions"] = conditions.conditions_block(kind, before, conditions.snapshot(kind))
+        if repeat > 1:
+            row["repeats"] = stats.repeats_summary(p50s)
 
         _describe(row, runner, threads)  # again: some runners learn more while running (TFLite batching)
 
@@ -335,7 +421,9 @@ def _run_job(
         if n < MIN_ITERATIONS_FOR_P99:
             row["warnings"].append(f"only {n} timed calls: p99 is not meaningful; run longer (--iterations or --duration)")
         if trace is not None:
-            row["energy"] = energy_summary(trace, images, idle_trace)
+            row["energy"] = energy_summary(trace, metered_images, idle_trace)
+            if row["energy"] is not None:  # the report draws it (sampling meters only)
+                row["energy"]["trace"] = kept_trace(trace, row["energy"].get("idle_power_w"))
         if row["energy"] is None:
             row["energy_unavailable"] = meter_error or energy_why or f"power meter '{meter.name}' recorded no energy"
         if row["device"].get("env", {}).get("emulated"):
@@ -344,6 +432,14 @@ def _run_job(
         if ds is not None:
             say(f"accuracy on {len(ds)} images")
             row["accuracy"] = evaluate(runner, ds, batch)
-    row.update(status=schema.STATUS_OK, reason=None)
+        if profile_runs > 0:  # last: the profiler's overhead never touches the figures above
+            say(f"per-layer profile over {profile_runs} calls")
+            row["profile"] = _layer_profile(runner, native, profile_runs)
+    if meta.preprocessing.source == SOURCE_DEFAULT:
+        row["warnings"].append(f"no recorded preprocessing: assumed {meta.preprocessing.describe()}; "
+                               "pass --mean/--std if the model was trained otherwise")
+    unstable = stats.unstable_reasons(row["latency_ms"], row["iterations"], row["conditions"], row["repeats"])
+    row.update(status=schema.STATUS_UNSTABLE if unstable else schema.STATUS_OK, reason="; ".join(unstable) or None)
     p50 = row["latency_ms"]["p50"]
-    say(f"ok: p50 {p50:.3f} ms, {row['throughput_ips']:.1f} images/s")
+    say(f"{row['status']}: p50 {p50:.3f} ms, CoV {100 * (row['latency_ms'].get('cov') or 0):.1f} %, "
+        f"{row['throughput_ips']:.1f} images/s" + (f" ({row['reason']})" if unstable else ""))

@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 ROW_KEYS: tuple[str, ...] = (
     "schema", "status", "reason", "device", "runtime", "model", "batch", "iterations", "warmup", "warmup_s",
     "duration_s", "latency_ms", "throughput_ips", "energy", "energy_unavailable", "accuracy", "warnings",
-    "created", "mdnet_deploy",
+    "created", "mdnet_deploy", "conditions", "repeats",
 )
 LATENCY_KEYS: tuple[str, ...] = ("mean", "std", "min", "p50", "p90", "p99", "max")
 #: Keys DESIGN.md requires in a non-null energy block (energy_summary adds more).
@@ -33,6 +33,8 @@ ACCURACY_KEYS: tuple[str, ...] = ("top1", "top5", "n", "dataset")
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
+#: Measured, but not steady enough to trust (bench/stats.py says why in ``reason``); not a failure.
+STATUS_UNSTABLE = "unstable"
 
 
 def utc_now() -> str:
@@ -61,19 +63,22 @@ def new_row(device: dict[str, Any], model: dict[str, Any], runtime: dict[str, An
         "warnings": [],
         "created": utc_now(),
         "mdnet_deploy": __version__,
+        "conditions": None,  # load, CPU frequency/governor, temperature, throttling before and after (bench/conditions.py)
+        "repeats": None,  # with --repeat N: every repeat's p50, their median and 95 % CI (bench/stats.py)
     }
 
 
 def mark_failed(row: dict[str, Any], reason: str) -> dict[str, Any]:
     """Fail a row: keep what identifies it, drop partial measurements (never report half a run)."""
     row.update(status=STATUS_FAILED, reason=" ".join(str(reason).split()) or "unknown error")
-    for key in ("iterations", "duration_s", "latency_ms", "throughput_ips", "energy", "accuracy"):
+    for key in ("iterations", "duration_s", "latency_ms", "throughput_ips", "energy", "accuracy", "repeats"):
         row[key] = None
     return row
 
 
 def is_failed(row: Any) -> bool:
-    return not isinstance(row, dict) or row.get("status", STATUS_OK) != STATUS_OK
+    """A row without figures; 'unstable' rows were measured (their reason says why they are not 'ok')."""
+    return not isinstance(row, dict) or row.get("status", STATUS_OK) not in (STATUS_OK, STATUS_UNSTABLE)
 
 
 # -- CSV ------------------------------------------------------------------------------
@@ -84,6 +89,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "latency_max_ms", "throughput_ips", "top1", "top5", "eval_n", "dataset", "energy_meter", "energy_scope",
     "energy_samples", "energy_window_s", "avg_power_w", "idle_power_w", "joules_per_inference",
     "dynamic_joules_per_inference", "energy_unavailable", "warnings", "remote_target",
+    "latency_cov", "repeats", "median_p50_ms", "p50_ci95_low_ms", "p50_ci95_high_ms", "top1_ci95_low", "top1_ci95_high",
+    "load_before", "load_after",
 )
 
 
@@ -132,6 +139,15 @@ def flatten(row: dict[str, Any]) -> dict[str, Any]:
         "energy_unavailable": row.get("energy_unavailable"),
         "warnings": " | ".join(row_warnings(row)) or None,
         "remote_target": _get(row, "remote", "target"),
+        "latency_cov": _get(row, "latency_ms", "cov"),
+        "repeats": _get(row, "repeats", "n"),
+        "median_p50_ms": _get(row, "repeats", "median_p50_ms"),
+        "p50_ci95_low_ms": (_get(row, "repeats", "ci95_p50_ms") or [None, None])[0],
+        "p50_ci95_high_ms": (_get(row, "repeats", "ci95_p50_ms") or [None, None])[1],
+        "top1_ci95_low": (_get(row, "accuracy", "top1_ci95") or [None, None])[0],
+        "top1_ci95_high": (_get(row, "accuracy", "top1_ci95") or [None, None])[1],
+        "load_before": (_get(row, "conditions", "before", "loadavg") or [None])[0],
+        "load_after": (_get(row, "conditions", "after", "loadavg") or [None])[0],
     }
     for key in LATENCY_KEYS:
         out[f"latency_{key}_ms"] = lat.get(key) if isinstance(lat, dict) else None

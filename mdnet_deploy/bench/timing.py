@@ -111,7 +111,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def latency_stats(latencies_ns: Sequence[int]) -> dict[str, float]:
-    """mean/std (population)/min/p50/p90/p99/max in milliseconds."""
+    """mean/std (population)/min/p50/p90/p99/max in milliseconds, and ``cov`` (std / mean, a fraction)."""
     if not latencies_ns:
         raise ValueError("no latencies")
     ms = sorted(v / 1e6 for v in latencies_ns)
@@ -126,4 +126,5 @@ def latency_stats(latencies_ns: Sequence[int]) -> dict[str, float]:
         "p90": percentile(ms, 90),
         "p99": percentile(ms, 99),
         "max": ms[-1],
+        "cov": math.sqrt(var) / mean if mean > 0 else None,
     }

@@ -114,13 +114,18 @@ def _is_dynamic(name: str, initializers: set[str], producers: dict[str, Any]) ->
     return producer is None or producer.op_type != "Constant"
 
 
-def find_candidates(model: Any) -> list[Candidate]:
+def find_candidates(model: Any, activation_matmuls: bool = True) -> list[Candidate]:
     """Weighted ops plus residual Adds (two computed inputs), in graph order.
 
     Adds with a constant input (LayerNorm's eps and bias) and the other
     elementwise maths of the MDIFFormer (norms, L2 normalisation, softmax,
     the differential lambda) stay float by policy: INT8 gains nothing there
     and, with one scale per tensor, loses the small values they carry.
+
+    ``activation_matmuls=False`` also leaves float the MatMuls between two
+    computed tensors (the attention's q.k^T and attn.v): ONNX Runtime runs them
+    as MatMulIntegerToFloat over tiny per-head matrices, measured 20x slower
+    than the float MatMul, in the middle of the float attention maths.
     """
     graph = model.graph
     inits = {i.name for i in graph.initializer}
@@ -128,7 +133,8 @@ def find_candidates(model: Any) -> list[Candidate]:
     picked = []
     for node in graph.node:
         if node.op_type in WEIGHTED_OP_TYPES:
-            picked.append(node)
+            if activation_matmuls or node.op_type != "MatMul" or not all(_is_dynamic(i, inits, producers) for i in node.input):
+                picked.append(node)
         elif node.op_type == "Add" and len(node.input) == 2 and all(_is_dynamic(i, inits, producers) for i in node.input):
             picked.append(node)
     modules = {module_path(n.name) for n in graph.node}

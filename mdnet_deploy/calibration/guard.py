@@ -39,9 +39,9 @@ class StepResult:
     added: list[str]  # layers returned to float relative to the previous step
     requantized: list[str]  # layers quantized again relative to the previous step (refine only)
     top1: float
-    top5: float
+    top5: float | None  # None when the evaluator reports top-1 only
     drop: float  # float top-1 minus INT8 top-1, percentage points
-    top1_agreement: float
+    top1_agreement: float | None  # None when the evaluator gives no logits
     met: bool
     seconds: float
     model_path: str = field(default="", repr=False)

@@ -57,6 +57,7 @@ class QuantForm:
     quantize_bias: bool
     quantize_outputs: bool  # Q/DQ on outputs of weighted ops (ORT fusion) or inputs only (TensorRT)
     description: str
+    quantize_activation_matmuls: bool = True  # MatMuls between two computed tensors (attention) are candidates
     extra_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +107,7 @@ def form_for(target: str) -> QuantForm:
                 "Conv/Add outputs quantized and ReLU/Clip folded so ONNX Runtime's CPU EP fuses QLinearConv"
             ),
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            quantize_activation_matmuls=False,
         )
     raise InputError(f"--target '{target}' is not known; use one of {', '.join(TARGETS)}")
 
@@ -123,8 +125,15 @@ def quantize(
     method: str,
     cache: Path,
     nodes: Sequence[str],
+    layers: Iterable[str] | None = None,
 ) -> Any:
-    """Quantize exactly ``nodes`` of ``float_model`` with the cached ranges; returns the ModelProto (also saved)."""
+    """Quantize exactly ``nodes`` of ``float_model`` with the cached ranges; returns the ModelProto (also saved).
+
+    ``layers``: every node that could have been quantized (candidates and their
+    followers). In the ``ort`` form only those of them left float get float
+    inputs back; other readers of a quantized layer's output keep its Q/DQ (see
+    :func:`restore_float_inputs`).
+    """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -150,7 +159,8 @@ def quantize(
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"ONNX Runtime's quantizer failed ({first}); report the model") from None
     model = onnx.load(str(out_path))
-    restore_float_inputs(model, onnx.load(str(float_model)), nodes)
+    only = set(layers) - set(nodes) if (form.quantize_outputs and layers is not None) else None
+    restore_float_inputs(model, onnx.load(str(float_model)), nodes, only=only)
     if form.target in ("tensorrt", "tflite"):
         unquantize_conv_branch_of_adds(model)
     strip_unused_opsets(model)
@@ -350,7 +360,7 @@ def partial_model(index: ChainIndex, quantized: Iterable[str]) -> Any:
     return model
 
 
-def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[str]) -> int:
+def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[str], only: Iterable[str] | None = None) -> int:
     """Let every node that is not quantized read float tensors again.
 
     ORT reroutes *all* readers of a quantized tensor to its dequantized copy,
@@ -359,9 +369,17 @@ def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[s
     of the attention all read ``qkv``). Float must mean float. Where ORT
     removed the float tensor (a ReLU folded into a quantization range in the
     ``ort`` form) the dequantized input is kept. Returns the inputs restored.
+
+    ``only``: restore just these nodes (the layers kept float). The ``ort`` form
+    passes it: there a quantized layer's *output* is quantized too, and a plain
+    reader of it (the Reshape after a depthwise conv, a LayerNorm reading a
+    residual Add) that went back to the float tensor would leave the Q/DQ pair
+    without its float producer's only consumer, so ORT could not fuse the
+    layer into QLinearConv/QLinearAdd: a float island between integer kernels.
     """
     graph = qdq_model.graph
     keep_quant = set(quantized)
+    only = set(only) if only is not None else None
     float_nodes = {n.name: n for n in float_model.graph.node}
     # A tensor is "the same" only if the same node still makes it: when ORT folds a ReLU into a
     # quantization range it hands the ReLU's output name to the Conv before it.
@@ -371,6 +389,8 @@ def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[s
     restored = 0
     for node in graph.node:
         if node.name in keep_quant or node.name not in float_nodes or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if only is not None and node.name not in only:
             continue
         fnode = float_nodes[node.name]
         if len(fnode.input) != len(node.input):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
 import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import InputError
 
@@ -28,15 +30,18 @@ def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float,
         raise InputError(f"{option} '{value}' is not a list of numbers; give {count} comma-separated values like 0.5,0.5,0.5") from None
     if len(numbers) != count:
         raise InputError(f"{option} '{value}' has {len(numbers)} numbers; give {count} comma-separated values (one per RGB channel)")
+    if not all(math.isfinite(v) for v in numbers):  # float() takes 'nan' and 'inf'; no statistic is either
+        raise InputError(f"{option} '{value}' is not finite; give {count} finite comma-separated numbers like 0.5,0.5,0.5")
     return numbers
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    # Messages carry file names and device output: never read them as markup ("[/" in a path would crash rich).
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
 def info(message: str) -> None:
-    err_console.print(message, highlight=False)
+    err_console.print(message, markup=False, highlight=False)
 
 
 def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:

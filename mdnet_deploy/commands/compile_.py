@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError
@@ -18,14 +19,16 @@ from ._common import console, err_console, fmt, info, parse_floats, warn
 
 TARGETS = ("tflite", "tensorrt")
 # Options that only one target reads: giving them to the other is a mistake worth a message.
-TFLITE_ONLY = ("calib", "calib_size", "io", "eval_spec", "quant_report", "checkpoint", "mean", "std", "threads", "trust_pickle")
-TENSORRT_ONLY = ("workspace", "dla", "trtexec")
+TFLITE_ONLY = ("calib", "calib_size", "io", "eval_spec", "quant_report", "checkpoint", "mean", "std", "threads", "trust_pickle",
+               "allow_overlap")
+TENSORRT_ONLY = ("workspace", "dla", "trtexec", "host", "inventory", "identity", "setup", "accept_new_host_key", "keep_remote")
+README_TENSORRT = 'README.md, section "TensorRT"'
 
 
 @click.command(name="compile")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--target", required=True, help="tflite (LiteRT, ARM / Raspberry Pi) or tensorrt (Jetson / NVIDIA GPUs).")
-@click.option("--precision", required=True, help="tflite: fp32, fp16 or int8; tensorrt: fp16 or int8.")
+@click.option("--precision", required=True, help="fp32, fp16 or int8 (tensorrt int8 needs quantize's QDQ model).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file: NAME.tflite or NAME.engine.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--batch", default=None, help="tflite: fixed batch N (default 1); tensorrt: 1, N, dynamic or dynamic:MIN,OPT,MAX.")
@@ -38,12 +41,29 @@ TENSORRT_ONLY = ("workspace", "dla", "trtexec")
 @click.option("--mean", help="tflite from a checkpoint: normalisation mean R,G,B (default CIFAR-100).")
 @click.option("--std", help="tflite from a checkpoint: normalisation std R,G,B (default CIFAR-100).")
 @click.option("--threads", type=int, help="tflite: interpreter threads for the host verification (default 1).")
-@click.option("--trust-pickle", is_flag=True, help="Allow checkpoints that pickle whole Python objects (runs code from the file).")
+@click.option("--allow-overlap", is_flag=True, help="tflite int8: allow --eval images that are also calibration images.")
+@click.option("--trust-pickle", is_flag=True,
+              help="tflite: allow a checkpoint or CIFAR data files that pickle Python objects (runs code from the file).")
 @click.option("--workspace", type=int, help="tensorrt: builder workspace in MiB.")
 @click.option("--dla", type=int, help="tensorrt: DLA core to build for (Xavier / Orin).")
 @click.option("--trtexec", type=click.Path(path_type=Path), help="tensorrt: build with this trtexec instead of the Python bindings.")
+@click.option("--host", help="tensorrt: build on this Jetson over SSH ([user@]host[:port] or a ~/.ssh/config alias).")
+@click.option("--inventory", type=click.Path(path_type=Path),
+              help="tensorrt: Ansible inventory (YAML or INI); --host NAME picks a host when it lists several.")
+@click.option("--identity", type=click.Path(path_type=Path), help="tensorrt --host: SSH private key.")
+@click.option("--setup", is_flag=True, help="tensorrt --host: create or update the device's venv first.")
+@click.option("--accept-new-host-key", is_flag=True, help="tensorrt --host: trust a host key not yet in known_hosts.")
+@click.option("--keep-remote", is_flag=True, help="tensorrt --host: keep the device's work folder (for debugging).")
+@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True,
+              help="SSH known_hosts file that host keys are checked against.")
 def command(source: Path, target: str, precision: str, output: Path, force: bool, batch: str | None, **opts: Any) -> None:
-    """Compile SOURCE (checkpoint .pth, or model.onnx / model.int8.onnx) for a device."""
+    """Compile SOURCE (checkpoint .pth, or model.onnx / model.int8.onnx) for a device.
+
+    \b
+    Examples:
+      mdnet-deploy compile out/model.int8.onnx --target tflite --precision int8 -o out/model.int8.tflite
+      mdnet-deploy compile out/model.int8.onnx --target tensorrt --precision int8 --host nvidia@orin -o out/model.engine
+    """
     target = target.lower()
     if target not in TARGETS:
         raise InputError(f"--target {target} is not known; use tflite or tensorrt")
@@ -52,10 +72,17 @@ def command(source: Path, target: str, precision: str, output: Path, force: bool
     if given:
         flag = "--" + given[0].replace("_spec", "").replace("_", "-")
         raise InputError(f"{flag} is not an option of --target {target}")
-    if target == "tflite":
-        _tflite(source, precision, output, force, batch, opts)
-    else:
-        _tensorrt(source, precision, output, force, batch, opts)
+    from ..data.pickles import trusted_pickles
+    from ..fsutil import check_output
+
+    inputs = [source, opts.get("quant_report"), opts.get("checkpoint"), opts.get("trtexec"), opts.get("calib"), opts.get("eval_spec")]
+    for path in (output, output.with_name(output.name + ".json")):
+        check_output(path, force=force, inputs=inputs)
+    with trusted_pickles(bool(opts.get("trust_pickle"))):
+        if target == "tflite":
+            _tflite(source, precision, output, force, batch, opts)
+        else:
+            _tensorrt(source, precision, output, force, batch, opts)
 
 
 def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str | None, opts: dict[str, Any]) -> None:
@@ -72,22 +99,73 @@ def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str 
             source, output, precision, calib=opts["calib"], calib_size=opts["calib_size"], io=opts["io"],
             eval_spec=opts["eval_spec"], quant_report=opts["quant_report"], checkpoint=opts["checkpoint"], batch=n,
             mean=parse_floats(opts["mean"], "--mean"), std=parse_floats(opts["std"], "--std"), threads=opts["threads"],
-            force=force, trust_pickle=opts["trust_pickle"], progress=progress,
+            force=force, trust_pickle=opts["trust_pickle"], progress=progress, allow_overlap=opts["allow_overlap"],
         )
     render_tflite(result)
 
 
 def _tensorrt(source: Path, precision: str, output: Path, force: bool, batch: str | None, opts: dict[str, Any]) -> None:
-    from ..export.tensorrt.build import build_engine
+    from ..errors import UnavailableError
+    from ..export.tensorrt.build import build_engine, tensorrt_bindings
+    from ..export.tensorrt.trtexec import find_trtexec
 
-    meta = build_engine(
-        source, output, precision=precision, workspace_mib=opts["workspace"], batch=batch or 1,
-        dla_core=opts["dla"], force=force, trtexec=opts["trtexec"],
+    if opts.get("host") or opts.get("inventory"):
+        _tensorrt_remote(source, precision, output, batch, opts)
+        return
+    try:
+        meta = build_engine(
+            source, output, precision=precision, workspace_mib=opts["workspace"], batch=batch or 1,
+            dla_core=opts["dla"], force=force, trtexec=opts["trtexec"],
+        )
+    except UnavailableError:
+        if opts["trtexec"] or tensorrt_bindings()[0] or find_trtexec() is not None:
+            raise  # TensorRT is here: its own message says what went wrong
+        # No TensorRT on this machine: the builder's message (the trtexec command
+        # and every install route) is long; the README section says it once.
+        raise UnavailableError(
+            f"TensorRT is not installed here; build on the device with --host user@jetson, or see {README_TENSORRT}"
+        ) from None
+    _wrote_engine(output, meta)
+
+
+def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | None, opts: dict[str, Any]) -> None:
+    """``--host`` / ``--inventory``: the engine is built on the Jetson that will run it, and fetched here."""
+    from ..artifact import read_meta
+    from ..remote import build_remote_engine, load_inventory, parse_target
+
+    if opts.get("inventory"):
+        targets = load_inventory(opts["inventory"], default_device="jetson")
+        if opts.get("identity"):
+            raise InputError("--identity applies to --host alone; an inventory names keys with ansible_ssh_private_key_file")
+        if opts.get("host"):
+            targets = [t for t in targets if t.name == opts["host"]]
+            if not targets:
+                raise InputError(f"--host {opts['host']} is not a host of {opts['inventory']}; give one of its host names")
+        if len(targets) != 1:
+            names = ", ".join(t.label for t in targets)
+            raise InputError(f"{opts['inventory']} lists several hosts ({names}); pick the Jetson with --host NAME")
+        target = targets[0].with_(device="jetson")
+    else:
+        target = parse_target(opts["host"], "jetson")
+    extra = ["--precision", precision]
+    for flag, value in (("--batch", batch), ("--workspace", opts.get("workspace")), ("--dla", opts.get("dla")),
+                        ("--trtexec", opts.get("trtexec"))):
+        if value is not None:
+            extra += [flag, str(value)]
+    known = opts.get("known_hosts")
+    build_remote_engine(
+        target, source, output, extra, setup=opts["setup"], identity=opts.get("identity"),
+        accept_new_host_key=opts["accept_new_host_key"], keep_remote=opts["keep_remote"],
+        known_hosts=str(Path(known).expanduser()) if known else None, progress=info,
     )
+    _wrote_engine(output, read_meta(output))
+
+
+def _wrote_engine(output: Path, meta: Any) -> None:
     target = meta.target or {}
     console.print(
         f"wrote {output} ({meta.precision}, TensorRT {target.get('tensorrt', '?')}, {target.get('gpu', 'GPU ?')}) and {output.name}.json",
-        highlight=False,
+        markup=False, highlight=False,
     )
 
 
@@ -131,7 +209,7 @@ class _StageProgress:
 
 def render_tflite(result: Any) -> None:
     meta = result.meta
-    table = Table(title=f"TFLite {meta.precision}: {result.path}")
+    table = Table(title=f"TFLite {meta.precision}: {escape(str(result.path))}")
     for col in ("inputs", "n", "max |diff|", "mean |diff|", "top-1 agreement"):
         table.add_column(col)
     for c in result.checks:
@@ -140,7 +218,7 @@ def render_tflite(result: Any) -> None:
     acc = result.accuracy
     if acc:
         console.print(
-            f"accuracy on {acc['dataset']} ({acc['n']} images): TFLite top-1 {fmt(acc['top1'])} % / top-5 {fmt(acc['top5'])} %, "
+            f"accuracy on {escape(str(acc['dataset']))} ({acc['n']} images): TFLite top-1 {fmt(acc['top1'])} % / top-5 {fmt(acc['top5'])} %, "
             f"PyTorch top-1 {fmt(acc['torch_top1'])} % / top-5 {fmt(acc['torch_top5'])} %",
             highlight=False,
         )
@@ -159,7 +237,7 @@ def render_tflite(result: Any) -> None:
     )
     for w in result.warnings:
         warn(w)
-    console.print(f"wrote {result.path} and {result.path.name}.json", highlight=False)
+    console.print(f"wrote {result.path} and {result.path.name}.json", markup=False, highlight=False)
 
 
 def _calib_part(seconds: dict[str, float]) -> str:

@@ -18,10 +18,18 @@ from ._common import console, fmt, info
 @click.option("--width", type=float, default=None, help="MDNET width multiplier for the demo model (default 0.5).")
 @click.option("--epochs", type=int, default=None, help="Training epochs on first run (default 10).")
 def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: int | None) -> None:
-    """Train (once, cached), export, quantize, compile and bench MDNET on scikit-learn's digits."""
-    from ..demo import DEMO_EPOCHS, DEMO_WIDTH, run_demo
+    """Train (once, cached), export, quantize, compile and bench MDNET on scikit-learn's digits.
 
-    result = run_demo(workdir, cache_dir, width or DEMO_WIDTH, epochs or DEMO_EPOCHS, progress=info)
+    \b
+    Example:
+      mdnet-deploy demo
+    """
+    from ..demo import DEMO_BATCH, DEMO_EPOCHS, DEMO_WIDTH, run_demo
+    from ._common import err_console
+    from ._progress import epoch_bar
+
+    with epoch_bar(err_console, epochs or DEMO_EPOCHS, DEMO_BATCH) as on_step:
+        result = run_demo(workdir, cache_dir, width or DEMO_WIDTH, epochs or DEMO_EPOCHS, progress=info, on_step=on_step)
     table = Table(title="mdnet-deploy demo: MDNET on held-out digits (359 images)")
     for col in ("step", "artifact", "size MB", "precision", "top-1 %", "agrees w/ PyTorch %", "p50 ms (b=1, 1 thread)", "note"):
         table.add_column(col)
@@ -42,7 +50,7 @@ def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: 
             console.print(f"{'all models' if len(whom) == len(result.bench) else ', '.join(whom)}: {why}",
                           highlight=False, markup=False)
     console.print(f"artifacts in {result.workdir}; checkpoint {result.checkpoint}; total {result.seconds.get('total_s', 0):.0f} s",
-                  highlight=False)
+                  markup=False, highlight=False)
 
 
 def _short(path: str) -> str:

@@ -94,17 +94,51 @@ def render_power_meters(report: dict[str, Any]) -> None:
         console.print(f"auto -> {report['auto']}", highlight=False)
 
 
+def render_install(info: dict[str, Any]) -> None:
+    """Python, how mdnet-deploy is installed, whether that install is complete, and each extra."""
+    where = "source checkout" if info["source_checkout"] else "installed package"
+    console.print(escape(f"python {info['python']} ({info['executable']}); mdnet-deploy {info.get('version') or '?'} "
+                         f"from {where} {info['package']}"), highlight=False)
+    if info.get("problem"):
+        console.print(f"[red]install incomplete:[/red] {escape(info['problem'])}", highlight=False)
+    elif info["complete"]:
+        console.print("install: [green]complete[/green] (base requirements present, every installed file in place)",
+                      highlight=False)
+    else:
+        missing = info["base_missing"] + [f"missing file {f}" for f in info["files_missing"][:5]]
+        console.print(f"[red]install incomplete:[/red] {escape('; '.join(missing))}; reinstall with "
+                      "pip install --force-reinstall mdnet_deploy-*.whl", highlight=False)
+    parts = []
+    for name, extra in sorted(info.get("extras", {}).items()):
+        if extra["ok"]:
+            parts.append(f"[green]{name}[/green]")
+        else:
+            need = f", needs Python {extra['needs_python']}+" if extra.get("needs_python") else ""
+            parts.append(f"{name} [dim](no: {escape(', '.join(extra['missing']))}{need})[/dim]")
+    if parts:
+        console.print("extras: " + "; ".join(parts), highlight=False)
+
+
 @click.command()
 @click.option("--device", "kind", type=click.Choice(KINDS), default=None, help="Device kind (default: detected).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def command(kind: str | None, as_json: bool) -> None:
-    """Show which runtimes and power meters work here, and how to fix the others."""
+    """Show which runtimes and power meters work here, and how to fix the others.
+
+    \b
+    Example:
+      mdnet-deploy doctor --device rpi
+    """
+    from ..installation import describe_installation
+
     kind = kind or detect_kind()
     env = capture_environment(kind)
-    report = {"device": env, "runtimes": runtime_report(kind), "power_meters": power_meter_report(kind)}
+    install = describe_installation()
+    report = {"install": install, "device": env, "runtimes": runtime_report(kind), "power_meters": power_meter_report(kind)}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    render_install(install)
     model = env.get("device_model") or env.get("cpu_model") or env.get("machine")
     extra = " (emulated)" if env.get("emulated") else ""
     console.print(escape(f"device: {kind}, {model}{extra}, python {env['python']}, numpy {env['numpy']}"), highlight=False)

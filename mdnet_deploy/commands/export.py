@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
+from ._alias import hidden_alias, keep_alias
 from ._common import console, info, parse_floats
 
 
@@ -34,27 +36,45 @@ def parse_batch(value: str) -> int | None:
 @click.option("--std", help="Per-channel std R,G,B (default: CIFAR-100 statistics).")
 @click.option("--labels", "labels_file", type=click.Path(path_type=Path), help="Text file, one class name per line.")
 @click.option("--num-classes", type=int, help="Expected class count (checked against the checkpoint).")
-@click.option("--data", help="Data-set spec for a parity check on real images (e.g. digits, a CIFAR folder).")
-@click.option("--trust-pickle", is_flag=True, help="Allow checkpoints that pickle whole Python objects (runs code from the file).")
+@click.option("--eval", "data", callback=keep_alias,
+              help="Data-set spec for a parity check on real images (e.g. digits, a CIFAR folder).")
+@hidden_alias("--data", "data")  # the old spelling; --eval as in quantize, compile and bench
+@click.option("--trust-pickle", is_flag=True,
+              help="Allow a checkpoint or --data CIFAR files that pickle Python objects (runs code from the file).")
+@click.option("--force", is_flag=True, help="Overwrite an existing OUTPUT/model.onnx.")
+@click.option("--graph", type=click.Choice(["cpu", "original"]), default="cpu", show_default=True,
+              help="cpu: grouped attention convs as depthwise+sum (fast on ONNX Runtime/TFLite); original: the authors' form (TensorRT).")
 def command(checkpoint: Path, out_dir: Path, opset: int, batch: str, no_simplify: bool, mean: str | None, std: str | None,
-            labels_file: Path | None, num_classes: int | None, data: str | None, trust_pickle: bool) -> None:
-    """Export CHECKPOINT (.pth) to OUTPUT/model.onnx and verify it against PyTorch."""
+            labels_file: Path | None, num_classes: int | None, data: str | None, trust_pickle: bool, graph: str,
+            force: bool) -> None:
+    """Export CHECKPOINT (.pth) to OUTPUT/model.onnx and verify it against PyTorch.
+
+    \b
+    Example:
+      mdnet-deploy export mdnet-200-best.pth -o out --eval ~/data/cifar-100-python
+    """
     from ..data.dataset import read_labels_file
+    from ..data.pickles import trusted_pickles
     from ..export.onnx_export import export_onnx
+    from ..fsutil import check_output
 
     mean_v = parse_floats(mean, "--mean")
     std_v = parse_floats(std, "--std")
     labels = read_labels_file(labels_file) if labels_file else None
-    result = export_onnx(
-        checkpoint, out_dir, opset=opset, batch=parse_batch(batch), simplify=not no_simplify, mean=mean_v, std=std_v,
-        labels=labels, num_classes=num_classes, data=data, trust_pickle=trust_pickle, progress=info,
-    )
+    inputs = [checkpoint, labels_file, data]
+    for name in ("model.onnx", "model.onnx.json"):
+        check_output(out_dir / name, force=force, inputs=inputs)
+    with trusted_pickles(trust_pickle):
+        result = export_onnx(
+            checkpoint, out_dir, opset=opset, batch=parse_batch(batch), simplify=not no_simplify, mean=mean_v, std=std_v,
+            labels=labels, num_classes=num_classes, data=data, trust_pickle=trust_pickle, graph=graph, progress=info,
+        )
     render_export(result)
 
 
 def render_export(result) -> None:  # noqa: ANN001 - ExportResult, imported lazily
     meta = result.meta
-    table = Table(title=f"ONNX export: {result.path}", show_lines=False)
+    table = Table(title=f"ONNX export: {escape(str(result.path))}", show_lines=False)
     for col in ("inputs", "n", "max |diff|", "mean |diff|", "top-1 agreement", "top-1 torch / onnx"):
         table.add_column(col)
     for c in result.checks:
@@ -67,4 +87,4 @@ def render_export(result) -> None:  # noqa: ANN001 - ExportResult, imported lazi
         f"parity tolerance {meta.verification['parity_tolerance']:g}: [green]passed[/green]",
         highlight=False,
     )
-    console.print(f"wrote {result.path} and {result.path.name}.json", highlight=False)
+    console.print(f"wrote {result.path} and {result.path.name}.json", markup=False, highlight=False)

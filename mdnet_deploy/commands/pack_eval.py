@@ -35,12 +35,24 @@ def parse_size(value: str) -> tuple[int, int]:
 @click.option("--size", default="32", show_default=True, help="Image size the images are resized to (N or HxW).")
 @click.option("--limit", type=int, default=None, help="Keep this many images (deterministic, class-balanced).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit subset.")
-def command(spec: str, output: Path, size: str, limit: int | None, seed: int) -> None:
-    """Pack the evaluation set SPEC (test split) into a uint8 .npz for bench --eval on a device."""
-    from ..bench.evalset import pack_eval
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file).")
+def command(spec: str, output: Path, size: str, limit: int | None, seed: int, force: bool, trust_pickle: bool) -> None:
+    """Pack the evaluation set SPEC (test split) into a uint8 .npz for bench --eval on a device.
 
+    \b
+    Example:
+      mdnet-deploy pack-eval ~/data/cifar-100-python -o eval.npz --limit 2000
+    """
+    from ..bench.evalset import pack_eval
+    from ..data.pickles import trusted_pickles
+    from ..fsutil import check_output
+
+    hw = parse_size(size)
+    check_output(output, force=force, inputs=[spec.rsplit(":", 1)[0] if spec.endswith((":train", ":test", ":all")) else spec])
     info(f"packing {spec}")
-    packed = pack_eval(spec, output, size=parse_size(size), limit=limit, seed=seed)
+    with trusted_pickles(trust_pickle):
+        packed = pack_eval(spec, output, size=hw, limit=limit, seed=seed)
     console.print(
         f"wrote {packed.path}: {packed.n} images {packed.size[0]}x{packed.size[1]}, {packed.num_classes} classes, "
         f"{packed.bytes / 1e6:.2f} MB, from {packed.description}",

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import console, err_console, fmt, info, parse_floats, warn
@@ -37,22 +38,33 @@ STAGE_LABELS = {"calibrate": "calibrating (batches)", "sensitivity": "per-layer 
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output .onnx [default: <model>.int8.onnx beside MODEL].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--allow-overlap", is_flag=True, help="Allow evaluation images that are also calibration images (optimistic accuracy).")
+@click.option("--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file).")
 def command(model: Path, calib: str, calib_size: int, method: str, eval_spec: str | None, eval_size: int | None, max_drop: float,
             exclude: tuple[str, ...], target: str, mean: str | None, std: str | None, max_float_layers: int | None,
-            sensitivity_images: int, output: Path | None, force: bool) -> None:
-    """Quantize MODEL (float ONNX) to INT8, keeping float the layers that break accuracy."""
+            sensitivity_images: int, output: Path | None, force: bool, trust_pickle: bool, allow_overlap: bool = False) -> None:
+    """Quantize MODEL (float ONNX) to INT8, keeping float the layers that break accuracy.
+
+    \b
+    Example:
+      mdnet-deploy quantize out/model.onnx --calib digits:train --eval digits -o out/model.int8.onnx
+    """
     from ..calibration import quantize_model
+    from ..data.pickles import trusted_pickles
     from ..errors import AccuracyBudgetError
+    from ..fsutil import check_output
 
     patterns = [p for item in exclude for p in item.split(",") if p.strip()]
     out = output if output is not None else model.with_name(model.stem + ".int8.onnx")
-    with _ProgressRenderer() as renderer:
+    for path in (out, out.with_name(out.name + ".json")):
+        check_output(path, force=force, inputs=[model, calib, eval_spec])
+    with trusted_pickles(trust_pickle), _ProgressRenderer() as renderer:
         try:
             result = quantize_model(
                 model, out, calib, calib_size=calib_size, method=method, eval_spec=eval_spec, max_drop=max_drop, eval_size=eval_size,
                 exclude=patterns, target=target, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
                 force=force, progress=renderer, on_warning=renderer.warn,
-                sensitivity_images=sensitivity_images, max_float_layers=max_float_layers,
+                sensitivity_images=sensitivity_images, max_float_layers=max_float_layers, allow_overlap=allow_overlap,
             )
         except AccuracyBudgetError as exc:
             failed = getattr(exc, "result", None)
@@ -84,7 +96,7 @@ class _ProgressRenderer:
 
     def warn(self, text: str) -> None:
         if self.progress is not None:
-            self.progress.console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+            self.progress.console.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False)
         else:
             warn(text)
 
@@ -94,7 +106,7 @@ class _ProgressRenderer:
                 return
             line = stage if ":" not in stage else stage.split(":", 1)[1].strip()
             if self.progress is not None:
-                self.progress.console.print(line, highlight=False)
+                self.progress.console.print(line, markup=False, highlight=False)
             else:
                 info(line)
             return
@@ -112,14 +124,15 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
     size = report["size"]
     cal = report["calibration"]
     form = report["form"]
-    table = Table(title=f"INT8 quantization: {report['output']['path']}")
+    table = Table(title=f"INT8 quantization: {escape(str(report['output']['path']))}")
     table.add_column("")
     table.add_column("float", justify="right")
     table.add_column("INT8", justify="right")
     if acc:
         table.add_row("top-1", fmt(acc["float"]["top1"], unit=" %"), fmt(acc["int8"]["top1"], unit=" %"))
         table.add_row("top-5", fmt(acc["float"]["top5"], unit=" %"), fmt(acc["int8"]["top5"], unit=" %"))
-        table.add_row("top-1 agreement", "", fmt(100 * acc["top1_agreement"], unit=" %"))
+        agree = acc["top1_agreement"]
+        table.add_row("top-1 agreement", "", fmt(None if agree is None else 100 * agree, unit=" %"))
         table.add_row("top-1 drop (budget)", "", f"{acc['drop_top1']:.2f} ({acc['max_drop']:g}) points")
     else:
         table.add_row("top-1 / top-5", "not checked", "not checked (no --eval)")
@@ -128,6 +141,9 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
     table.add_row("model size", f"{size['float_bytes'] / 1e6:.2f} MB", f"{size['int8_bytes'] / 1e6:.2f} MB")
     table.add_row("layers in float", "", f"{report['layers']['float']} of {report['layers']['candidates']}")
     table.add_row("form", "", f"{form['name']} ({form['target']})")
+    kernels = form.get("integer_kernels")
+    if kernels:
+        table.add_row("convs as integer kernels on ORT", "", f"{kernels['integer_convs']} (float: {kernels['float_convs']})")
     table.add_row("calibration", "", f"{cal['method']}, {cal['count']} images")
     timing, mem = report["timing"], report["memory"]
     table.add_row("time / peak memory", "", f"{timing['total_s']:.1f} s / {mem['peak_rss_mib']:.0f} MiB")
@@ -141,10 +157,19 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
         for s in guard["steps"]:
             change = (f"+{len(s['added'])}" if s["added"] else "") + (f"-{len(s['requantized'])}" if s["requantized"] else "")
             steps.add_row(str(s["step"]), s["phase"], str(s["float_layers"]), change or "-", fmt(s["top1"], unit=" %"),
-                          f"{s['drop']:+.2f}", fmt(100 * s["top1_agreement"], 1, " %"), "met" if s["met"] else "-")
+                          f"{s['drop']:+.2f}", fmt(None if s["top1_agreement"] is None else 100 * s["top1_agreement"], 1, " %"),
+                          "met" if s["met"] else "-")
         console.print(steps)
 
     sens = report["sensitivity"]
+    if sens.get("skipped"):
+        console.print(f"Per-layer sensitivity: not measured ({sens['skipped']})", markup=False, highlight=False)
+    else:
+        _render_sensitivity(sens, top)
+    _render_fallback(report)
+
+
+def _render_sensitivity(sens: dict[str, Any], top: int) -> None:
     layers = Table(title=f"Per-layer sensitivity (logits SQNR with only that layer INT8; {sens['images']} images; "
                          f"all layers INT8: {sens['full_output_sqnr_db']:.1f} dB)")
     for col in ("#", "module", "op", "logits dB", "input dB", "weight dB", "float"):
@@ -156,6 +181,8 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
     blocks = ", ".join(f"{b['block']} {b['output_sqnr_db']:.1f} dB" for b in sens["blocks"][:6])
     console.print(f"most sensitive blocks (summed layer noise): {blocks}", highlight=False)
 
+
+def _render_fallback(report: dict[str, Any]) -> None:
     fallback = report["float_fallback"]["layers"]
     if fallback:
         kept = Table(title="Kept in float, and why")
@@ -164,6 +191,6 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
         for row in fallback:
             kept.add_row(row["module"] or "-", row["node"], row["by"], row["reason"])
         console.print(kept)
-    console.print(report["message"], highlight=False)
+    console.print(report["message"], markup=False, highlight=False)
     out = Path(report["output"]["path"])
-    console.print(f"wrote {out} (+ {out.name}.json) and {Path(report['report']).name}", highlight=False)
+    console.print(f"wrote {out} (+ {out.name}.json) and {Path(report['report']).name}", markup=False, highlight=False)

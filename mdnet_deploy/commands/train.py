@@ -24,21 +24,29 @@ from ._common import console, err_console, parse_floats
 @click.option("--std", help="Normalisation std R,G,B (default CIFAR-100).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file).")
 def command(data: str, output: Path, epochs: int, width: float, heads: int | None, batch_size: int, lr: float, no_hflip: bool,
-            val_data: str | None, mean: str | None, std: str | None, seed: int, force: bool) -> None:
-    """Train MDNET on --data and save an authors'-format checkpoint."""
+            val_data: str | None, mean: str | None, std: str | None, seed: int, force: bool,
+            trust_pickle: bool) -> None:
+    """Train MDNET on --data and save an authors'-format checkpoint.
+
+    \b
+    Example:
+      mdnet-deploy train --data digits:train -o digits.pth --epochs 5 --width 0.25
+    """
     from ..artifact import Preprocessing
+    from ..data.pickles import trusted_pickles
     from ..fsutil import check_output
     from ..model.train import TrainConfig, train_checkpoint
 
-    check_output(output, force=force)
+    check_output(output, force=force, inputs=[data, val_data])
     prep = Preprocessing()
     if mean or std:
         prep = Preprocessing(mean=parse_floats(mean, "--mean") or prep.mean, std=parse_floats(std, "--std") or prep.std)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, hflip=not no_hflip, seed=seed, width=width, heads=heads)
     val_spec = val_data or (f"{data.rsplit(':', 1)[0] if data.endswith((':train', ':test', ':all')) else data}:test")
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
-                  console=err_console, transient=True) as bar:
+    with trusted_pickles(trust_pickle), Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                                                 TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("train", total=None)
 
         def on_step(step: int, total: int) -> None:
@@ -49,7 +57,7 @@ def command(data: str, output: Path, epochs: int, width: float, heads: int | Non
             bar.console.print(f"epoch {s.epoch}/{epochs}: loss {s.loss:.4f}, train top-1 {s.train_top1:.2f} %{val} ({s.seconds:.1f} s)")
 
         path = train_checkpoint(data, output, cfg, prep, _val_or_none(val_spec, data), on_step, on_epoch)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _val_or_none(val_spec: str, data: str) -> str | None:

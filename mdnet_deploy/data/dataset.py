@@ -15,14 +15,18 @@ A spec is a string given to ``--data``, ``--calib`` and ``--eval``:
 from __future__ import annotations
 
 import hashlib
-import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 
+#: Largest image (pixels) read from an image folder: a few-hundred-byte PNG can
+#: claim 30000x30000 and decode to gigabytes (a decompression bomb).
+MAX_IMAGE_PIXELS = 8192 * 8192
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 DIGITS_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
@@ -61,6 +65,15 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def _no_splits(spec: str, named: str | None, kind: str) -> None:
+    """A ':train'/':test' suffix on a source without splits would silently mean 'all images': refuse it."""
+    if named in ("train", "test"):
+        raise DataError(
+            f"data set {spec}: {kind} has no train/test splits, so ':{named}' cannot be honoured; drop ':{named}' "
+            "and give separate folders or .npz files for calibration and evaluation"
+        )
+
+
 def load_dataset(spec: str, split: str = "test", size: tuple[int, int] | None = None) -> Dataset:
     """Load ``spec``; ``split`` applies where the source has one and the spec names none."""
     base, named = _split_spec(str(spec))
@@ -74,9 +87,12 @@ def load_dataset(spec: str, split: str = "test", size: tuple[int, int] | None = 
         if path.is_file():
             if path.suffix.lower() != ".npz":
                 raise DataError(f"data set {path} is a file but not an .npz; give a folder or an .npz with x and y")
+            _no_splits(spec, named, "an .npz")
             ds = _load_npz(path)
         else:
             cifar = _find_cifar(path)
+            if cifar is None:
+                _no_splits(spec, named, "an image folder")
             ds = _load_cifar(cifar, split) if cifar is not None else _load_image_folder(path)
     if len(ds) == 0:
         raise DataError(f"data set {spec} holds no images; check the path (class sub-folders with PNG/JPEG files)")
@@ -108,22 +124,52 @@ def _load_digits(split: str) -> Dataset:
 def _load_npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):  # np.load of a bare .npy
+                raise DataError(f"{path} is a single .npy array, not an .npz; save x and y with numpy.savez")
             if "x" not in f or "y" not in f:
                 raise DataError(f"{path} must hold arrays 'x' and 'y' (it has {', '.join(f.files) or 'none'})")
-            x, y = f["x"], f["y"].astype(np.int64).reshape(-1)
-            names = [str(n) for n in f["labels"]] if "labels" in f else None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz ({exc})") from None
-    if x.ndim != 4 or len(x) != len(y):
+            x, y_raw = f["x"], f["y"]
+            names = [str(n) for n in np.asarray(f["labels"]).reshape(-1)] if "labels" in f else None
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, MemoryError, NotImplementedError) as exc:
+        # A truncated zip, a member that is not a .npy, an object array (pickles are refused).
+        raise DataError(f"{path} is not a readable .npz ({type(exc).__name__}); re-create it with pack-eval or numpy.savez") from None
+    y = labels_array(y_raw, str(path))
+    if x.dtype not in (np.uint8, np.float32) or x.ndim != 4 or len(x) != len(y):
         raise DataError(f"{path}: x must be (N,H,W,3) uint8 or (N,3,H,W) float32 with N = len(y); got x {x.shape}, y {y.shape}")
     if x.dtype == np.uint8:
         if x.shape[3] != 3:
             raise DataError(f"{path}: uint8 x must be (N,H,W,3) RGB; got {x.shape}")
     elif x.shape[1] != 3:
         raise DataError(f"{path}: float x must be (N,3,H,W) model input; got {x.shape}")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{path}: x has an empty dimension {x.shape}; give images of at least 1x1 pixels")
     if names is None:
         names = [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
+    elif len(y) and int(y.max()) >= len(names):
+        raise DataError(f"{path}: label {int(y.max())} has no name in 'labels' ({len(names)} names); fix y or labels")
     return Dataset(x, y, names, f"npz:{path.name}")
+
+
+def labels_array(y: object, where: str) -> np.ndarray:
+    """Class indices as int64, refusing what would silently turn into wrong labels.
+
+    NaN or 2.5 cast to int64 become garbage, and a negative label would be
+    scored as "never right" (or index from the end), so both are errors.
+    """
+    arr = np.asarray(y)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise DataError(f"{where}: labels must be integer class indices, not {arr.dtype}; fix the labels")
+    arr = arr.reshape(-1)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise DataError(f"{where}: labels hold NaN, infinite or fractional values; give integer class indices")
+        if len(arr) and np.abs(arr).max() > 2**31:
+            raise DataError(f"{where}: labels up to {arr.max():g} are not class indices; give integer class indices")
+    if len(arr) and arr.min() < 0:
+        raise DataError(f"{where}: labels must be 0 or more (found {int(arr.min())}); give class indices 0..N-1")
+    return arr.astype(np.int64)
 
 
 # -- CIFAR ----------------------------------------------------------------------------
@@ -135,26 +181,61 @@ def _find_cifar(path: Path) -> Path | None:
 
 
 def _unpickle(path: Path) -> dict:
+    from .pickles import safe_load
+
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
+            obj = safe_load(f, what=str(path))
+    except DataError:
+        raise
     except Exception as exc:  # a truncated or foreign file: tell the user which one
         raise DataError(f"{path} is not a CIFAR python-pickle batch ({type(exc).__name__}); re-extract the archive") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path} is not a CIFAR python-pickle batch (it holds a {type(obj).__name__}, not a dict); re-extract the archive")
+    return obj
 
 
-def _key(d: dict, name: str):
-    return d[name.encode()] if name.encode() in d else d[name]
+def _key(d: dict, name: str, path: Path):
+    for k in (name.encode(), name):
+        if k in d:
+            return d[k]
+    raise DataError(f"{path} is not a CIFAR python-pickle batch (no '{name}' entry); re-extract the archive")
+
+
+def _names(meta: dict, key: str, path: Path) -> list[str]:
+    raw = _key(meta, key, path)
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(n, (bytes, str)) for n in raw):
+        raise DataError(f"{path}: '{key}' is not a list of class names; re-extract the archive")
+    try:
+        return [n.decode() if isinstance(n, bytes) else n for n in raw]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: '{key}' holds class names that are not text; re-extract the archive") from None
+
+
+def _batch_arrays(batch: dict, label_key: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    data, labels = _key(batch, "data", path), _key(batch, label_key, path)
+    try:
+        flat = np.asarray(data)
+        if flat.dtype != np.uint8 or flat.size % 3072:
+            raise ValueError("data")
+        x = flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        y = labels_array(labels, str(path))
+    except (ValueError, TypeError):
+        raise DataError(f"{path}: 'data' is not N x 3072 uint8 pixels; re-extract the archive") from None
+    if len(x) != len(y):
+        raise DataError(f"{path}: {len(x)} images but {len(y)} labels; re-extract the archive")
+    return x, y
 
 
 def _load_cifar(folder: Path, split: str) -> Dataset:
     if (folder / "batches.meta").exists():  # CIFAR-10
         meta = _unpickle(folder / "batches.meta")
-        names = [n.decode() if isinstance(n, bytes) else n for n in _key(meta, "label_names")]
+        names = _names(meta, "label_names", folder / "batches.meta")
         files = {"train": sorted(folder.glob("data_batch_*")), "test": [folder / "test_batch"]}
         label_key, kind = "labels", "CIFAR-10"
     else:  # CIFAR-100
         meta = _unpickle(folder / "meta")
-        names = [n.decode() if isinstance(n, bytes) else n for n in _key(meta, "fine_label_names")]
+        names = _names(meta, "fine_label_names", folder / "meta")
         files = {"train": [folder / "train"], "test": [folder / "test"]}
         label_key, kind = "fine_labels", "CIFAR-100"
     chosen = files["train"] + files["test"] if split == "all" else files[split]
@@ -162,9 +243,11 @@ def _load_cifar(folder: Path, split: str) -> Dataset:
     for f in chosen:
         if not f.exists():
             raise DataError(f"{kind} folder {folder} lacks {f.name}; re-extract the archive")
-        batch = _unpickle(f)
-        xs.append(np.asarray(_key(batch, "data"), dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        ys.append(np.asarray(_key(batch, label_key), dtype=np.int64))
+        x, y = _batch_arrays(_unpickle(f), label_key, f)
+        if len(y) and int(y.max()) >= len(names):
+            raise DataError(f"{f}: label {int(y.max())} but the meta file names {len(names)} classes; re-extract the archive")
+        xs.append(x)
+        ys.append(y)
     return Dataset(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), names, f"{kind}:{split} ({folder})")
 
 
@@ -179,8 +262,34 @@ def read_labels_file(path: Path) -> list[str]:
     return names
 
 
+def _pillow() -> tuple[Any, Any]:
+    """Pillow's Image module and the error it raises for non-images, or one line on how to get it."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError(
+            "reading an image folder needs Pillow, which is not installed here; pip install pillow "
+            "(or pack the images into an .npz with mdnet-deploy pack-eval on a workstation)"
+        ) from None
+    return Image, UnidentifiedImageError
+
+
+def _read_image(Image: Any, f: Path) -> np.ndarray:
+    try:
+        img = Image.open(f)
+    except Image.DecompressionBombError:
+        raise DataError(f"image {f} claims more pixels than the {MAX_IMAGE_PIXELS} this reads; "
+                        "resize it or remove it from the folder") from None
+    with img:
+        w, h = img.size
+        if w * h > MAX_IMAGE_PIXELS:
+            raise DataError(f"image {f} claims {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} this reads; "
+                            "resize it or remove it from the folder")
+        return np.asarray(img.convert("RGB"))
+
+
 def _load_image_folder(folder: Path) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    Image, UnidentifiedImageError = _pillow()
 
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
@@ -196,9 +305,10 @@ def _load_image_folder(folder: Path) -> Dataset:
             if not f.is_file():
                 continue
             try:
-                with Image.open(f) as img:
-                    arr = np.asarray(img.convert("RGB"))
-            except (UnidentifiedImageError, OSError, ValueError):
+                arr = _read_image(Image, f)
+            except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError):
+                # Not an image, or a truncated / malformed one (Pillow's
+                # decoders raise all of these): skipped and reported.
                 skipped.append(str(f))
                 continue
             images.append(arr)

@@ -19,7 +19,15 @@ def resize_images(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
     h, w = int(size[0]), int(size[1])
     if images.shape[1:3] == (h, w):
         return images
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:
+        from ..errors import DataError
+
+        raise DataError(
+            f"resizing images from {images.shape[1]}x{images.shape[2]} to {h}x{w} needs Pillow, which is not installed here; "
+            f"pip install pillow, or pack the set at {h}x{w} with mdnet-deploy pack-eval --size {h}x{w}"
+        ) from None
 
     out = np.empty((len(images), h, w, 3), dtype=np.uint8)
     for i, img in enumerate(images):

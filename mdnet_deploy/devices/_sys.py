@@ -20,6 +20,11 @@ ENV_ETC = "MDNET_DEPLOY_ETC_ROOT"
 ENV_TEGRASTATS = "MDNET_DEPLOY_TEGRASTATS"
 ENV_VCGENCMD = "MDNET_DEPLOY_VCGENCMD"
 ENV_NVPMODEL = "MDNET_DEPLOY_NVPMODEL"
+ENV_NVIDIA_SMI = "MDNET_DEPLOY_NVIDIA_SMI"
+ENV_TRTEXEC = "MDNET_DEPLOY_TRTEXEC"
+
+# Where JetPack (and NVIDIA's containers) put trtexec; not on PATH by default.
+TRTEXEC_LOCATIONS: tuple[str, ...] = ("/usr/src/tensorrt/bin/trtexec",)
 
 # Long enough for a busy Pi, short enough that a hung tool cannot stall a run.
 COMMAND_TIMEOUT_S = 5.0
@@ -34,6 +39,7 @@ def proc_root(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def etc_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """The folder that holds ``nv_tegra_release`` and friends: ``$MDNET_DEPLOY_ETC_ROOT`` is the etc folder itself."""
     return Path(override if override is not None else os.environ.get(ENV_ETC, "/etc"))
 
 
@@ -46,6 +52,45 @@ def resolve_executable(command: str) -> str | None:
     if os.sep in command:
         return command if os.path.isfile(command) and os.access(command, os.X_OK) else None
     return shutil.which(command)
+
+
+def device_tree_model(proc_root_override: str | os.PathLike[str] | None = None,
+                      sysfs_root_override: str | os.PathLike[str] | None = None) -> str | None:
+    """The board's device-tree model ("NVIDIA Jetson Orin Nano Developer Kit", "Raspberry Pi 5 ..."), or None.
+
+    The one reader of it: /proc/device-tree/model, else the same node under
+    /sys/firmware/devicetree (what /proc/device-tree links to).
+    """
+    for path in (
+        proc_root(proc_root_override) / "device-tree" / "model",
+        sysfs_root(sysfs_root_override) / "firmware" / "devicetree" / "base" / "model",
+    ):
+        text = read_text(path)
+        if text:
+            return text
+    return None
+
+
+def nvidia_smi() -> str | None:
+    """The nvidia-smi to run (``$MDNET_DEPLOY_NVIDIA_SMI``, else the one on PATH), or None."""
+    return resolve_executable(command_path(ENV_NVIDIA_SMI, "nvidia-smi"))
+
+
+def find_trtexec() -> Path | None:
+    """``$MDNET_DEPLOY_TRTEXEC``, then ``trtexec`` on PATH, then JetPack's location; None if none.
+
+    An override that does not resolve gives None: a wrong explicit setting is
+    never silently replaced by another trtexec.
+    """
+    override = os.environ.get(ENV_TRTEXEC)
+    if override:
+        found = resolve_executable(override)
+        return Path(found) if found else None
+    for candidate in ("trtexec", *TRTEXEC_LOCATIONS):
+        found = resolve_executable(candidate)
+        if found:
+            return Path(found)
+    return None
 
 
 def read_text(path: str | os.PathLike[str]) -> str | None:

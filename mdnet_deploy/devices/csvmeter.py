@@ -9,6 +9,7 @@ window count, with the power at both edges interpolated.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -29,7 +30,12 @@ def parse_power_csv(text: str) -> tuple[list[float], list[float], int]:
             continue
         parts = [p.strip() for p in line.replace(";", ",").split(",")]
         try:
-            rows.append((float(parts[0]), float(parts[1])))
+            t, w = float(parts[0]), float(parts[1])
+            # NaN, infinite or negative watts are a logger glitch, not power:
+            # counted as bad lines (and warned about), never summed into energy.
+            if not (math.isfinite(t) and math.isfinite(w) and w >= 0):
+                raise ValueError(line)
+            rows.append((t, w))
         except (ValueError, IndexError):
             if not first:  # the first data-like line may be a header
                 bad += 1

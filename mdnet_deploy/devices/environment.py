@@ -89,15 +89,10 @@ def cpu_model(cpuinfo: str | None) -> str | None:
 
 
 def device_model(proc_root: str | None = None, sysfs_root: str | None = None) -> str | None:
-    for path in (
-        _sys.proc_root(proc_root) / "device-tree" / "model",
-        _sys.sysfs_root(sysfs_root) / "firmware" / "devicetree" / "base" / "model",
-        _sys.sysfs_root(sysfs_root) / "devices" / "virtual" / "dmi" / "id" / "product_name",
-    ):
-        text = _sys.read_text(path)
-        if text:
-            return text
-    return None
+    """The board's device-tree model, else (x86) the DMI product name."""
+    return _sys.device_tree_model(proc_root, sysfs_root) or _sys.read_text(
+        _sys.sysfs_root(sysfs_root) / "devices" / "virtual" / "dmi" / "id" / "product_name"
+    )
 
 
 def cpu_governor(sysfs_root: str | None = None) -> str | dict[str, str] | None:
@@ -134,12 +129,64 @@ def read_temperatures(sysfs_root: str | None = None) -> dict[str, float]:
     return temps
 
 
+# L4T (what the device reports) -> JetPack (what people call it). Only the
+# releases we are sure of; an unknown L4T is still recorded as such.
+JETPACK_FOR_L4T = {
+    "32.6.1": "4.6",
+    "32.7.1": "4.6.1",
+    "32.7.2": "4.6.2",
+    "32.7.3": "4.6.3",
+    "32.7.4": "4.6.4",
+    "32.7.5": "4.6.5",
+    "35.1.0": "5.0.2",
+    "35.2.1": "5.1",
+    "35.3.1": "5.1.1",
+    "35.4.1": "5.1.2",
+    "35.5.0": "5.1.3",
+    "35.6.0": "5.1.4",
+    "36.3.0": "6.0",
+    "36.4.0": "6.1",
+    "36.4.3": "6.2",
+    "36.4.4": "6.2.1",
+}
+
+
 def parse_l4t_release(text: str | None) -> str | None:
-    """'# R32 (release), REVISION: 7.1, ...' -> '32.7.1'."""
+    """'# R32 (release), REVISION: 7.1, ...' -> '32.7.1'; 'REVISION: 4' -> '36.4.0'.
+
+    The one parser of /etc/nv_tegra_release: an engine's ``target.l4t`` and a
+    bench row's ``env.l4t_release`` come from here, so they always agree.
+    Always three numbers (the form JetPack's release tables use).
+    """
     if not text:
         return None
     m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([0-9.]+)", text)
-    return f"{m.group(1)}.{m.group(2)}" if m else None
+    if not m:
+        return None
+    parts = [p for p in m.group(2).split(".") if p][:2]
+    if not parts:
+        return None
+    parts += ["0"] * (2 - len(parts))
+    return ".".join([m.group(1), *(str(int(p)) for p in parts)])
+
+
+def read_l4t_release(etc_root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """``{"l4t", "jetpack" (when known), "l4t_board"}`` from ``ETC/nv_tegra_release``, or None off Jetson.
+
+    ``etc_root`` (default ``$MDNET_DEPLOY_ETC_ROOT``, else ``/etc``) is the etc folder itself.
+    """
+    text = _sys.read_text(_sys.etc_root(etc_root) / "nv_tegra_release")
+    first = text.splitlines()[0] if text else None
+    l4t = parse_l4t_release(first)
+    if l4t is None or first is None:
+        return None
+    out = {"l4t": l4t}
+    if l4t in JETPACK_FOR_L4T:
+        out["jetpack"] = JETPACK_FOR_L4T[l4t]
+    board = re.search(r"BOARD:\s*([^,]+)", first)
+    if board:
+        out["l4t_board"] = board.group(1).strip()
+    return out
 
 
 def parse_nvpmodel(text: str | None) -> dict[str, Any] | None:
@@ -241,7 +288,8 @@ def capture_environment(kind: str) -> dict[str, Any]:
         nvpmodel = _sys.command_path(_sys.ENV_NVPMODEL, "nvpmodel")
         status, text = _sys.run_command([nvpmodel, "-q"])
         env["power_mode"] = parse_nvpmodel(text) if status == 0 else None
-        env["l4t_release"] = parse_l4t_release(_sys.read_text(_sys.etc_root() / "nv_tegra_release"))
+        release = read_l4t_release()
+        env["l4t_release"] = release["l4t"] if release else None
     if kind == "rpi":
         vcgencmd = _sys.command_path(_sys.ENV_VCGENCMD, "vcgencmd")
         status, text = _sys.run_command([vcgencmd, "get_throttled"])

@@ -71,7 +71,7 @@ def get_profile(kind: str) -> DeviceProfile:
 
 def detect_kind(sysfs_root: str | None = None, proc_root: str | None = None, etc_root: str | None = None) -> str:
     """Best guess of this machine's kind (jetson, rpi, cuda, host); never raises."""
-    model = (_sys.read_text(_sys.proc_root(proc_root) / "device-tree" / "model") or "").lower()
+    model = (_sys.device_tree_model(proc_root, sysfs_root) or "").lower()
     if "jetson" in model or "nvidia" in model or (_sys.etc_root(etc_root) / "nv_tegra_release").exists():
         return "jetson"
     if "raspberry pi" in model:

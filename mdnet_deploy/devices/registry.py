@@ -10,7 +10,8 @@ runs and records ``energy_unavailable``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..errors import InputError, UnavailableError
 from .csvmeter import CsvMeter
@@ -23,37 +24,46 @@ from .profiles import KINDS, get_profile
 from .rapl import RaplMeter
 from .tegrastats import TegrastatsMeter
 
-METER_NAMES: tuple[str, ...] = ("ina3221", "tegrastats", "pmic", "rapl", "nvml", "csv", "none")
-SPECS = "auto | ina3221 | tegrastats | pmic | rapl | nvml | csv:FILE | none"
+@dataclass(frozen=True)
+class MeterOptions:
+    """Where the OS boundaries are, for the meters that read them (None: the environment's default)."""
+
+    path: str | os.PathLike[str] | None = None
+    sysfs_root: str | os.PathLike[str] | None = None
+    tegrastats: str | None = None
+    vcgencmd: str | None = None
+    gpu_index: int = 0
 
 
-def create_meter(
-    name: str,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    sysfs_root: str | os.PathLike[str] | None = None,
-    tegrastats: str | None = None,
-    vcgencmd: str | None = None,
-    gpu_index: int = 0,
-) -> PowerMeter:
-    """Construct a meter by name without checking that it works (see ``available()``)."""
-    if name == "ina3221":
-        return Ina3221Meter(sysfs_root=sysfs_root)
-    if name == "tegrastats":
-        return TegrastatsMeter(command=tegrastats)
-    if name == "pmic":
-        return PmicMeter(command=vcgencmd)
-    if name == "rapl":
-        return RaplMeter(sysfs_root=sysfs_root)
-    if name == "nvml":
-        return NvmlMeter(index=gpu_index)
-    if name == "csv":
-        if not path:
-            raise InputError("--power-meter csv needs a file: csv:FILE with lines of epoch_seconds,watts")
-        return CsvMeter(path)
-    if name == "none":
-        return NoneMeter()
-    raise InputError(f"unknown power meter '{name}'; choose one of {SPECS}")
+def _csv(options: MeterOptions) -> PowerMeter:
+    if not options.path:
+        raise InputError("--power-meter csv needs a file: csv:FILE with lines of epoch_seconds,watts")
+    return CsvMeter(options.path)
+
+
+#: The one table of meters: a new sensor is a class plus one line here (and its profile's preference).
+METERS: dict[str, Callable[[MeterOptions], PowerMeter]] = {
+    "ina3221": lambda o: Ina3221Meter(sysfs_root=o.sysfs_root),
+    "tegrastats": lambda o: TegrastatsMeter(command=o.tegrastats),
+    "pmic": lambda o: PmicMeter(command=o.vcgencmd),
+    "rapl": lambda o: RaplMeter(sysfs_root=o.sysfs_root),
+    "nvml": lambda o: NvmlMeter(index=o.gpu_index),
+    "csv": _csv,
+    "none": lambda o: NoneMeter(),
+}
+METER_NAMES: tuple[str, ...] = tuple(METERS)
+SPECS = " | ".join(["auto", *("csv:FILE" if n == "csv" else n for n in METERS)])
+
+
+def create_meter(name: str, **options: Any) -> PowerMeter:
+    """Construct a meter by name without checking that it works (see ``available()``).
+
+    ``options`` are the fields of :class:`MeterOptions` (path, sysfs_root, tegrastats, vcgencmd, gpu_index).
+    """
+    factory = METERS.get(name)
+    if factory is None:
+        raise InputError(f"unknown power meter '{name}'; choose one of {SPECS}")
+    return factory(MeterOptions(**options))
 
 
 def select_meter(spec: str, device_kind: str, **overrides: Any) -> tuple[PowerMeter, str | None]:
@@ -117,4 +127,4 @@ def doctor_meters(kind: str | None = None, **overrides: Any) -> list[dict[str, A
     return rows
 
 
-__all__ = ["METER_NAMES", "KINDS", "create_meter", "select_meter", "make_meter", "doctor_meters"]
+__all__ = ["METERS", "METER_NAMES", "MeterOptions", "KINDS", "create_meter", "select_meter", "make_meter", "doctor_meters"]

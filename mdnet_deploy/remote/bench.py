@@ -166,7 +166,8 @@ def run_remote_bench(
         json_remote = ws.remote_path("results.json")
         argv = bench_argv(ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra)
         job.progress(f"running bench on {job.target.label}")
-        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote bench")
+        # In its own process group: Ctrl-C, SIGTERM or the time-out stop the device-side bench too.
+        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote bench", group=remote_python)
         if res.exit_status not in (0, BenchFailedError.exit_code):
             raise BenchFailedError(
                 f"{job.target.label}: bench on the device failed (exit {res.exit_status}): {_hint(res.last_error)}"
@@ -262,7 +263,7 @@ def build_remote_engine(
         remote_engine = ws.remote_path(output.name)
         argv = compile_argv(ws.venv_python, wheel_remote, remote_onnx, remote_engine, extra)
         job.progress(f"building the TensorRT engine on {job.target.label}")
-        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote engine build")
+        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote engine build", group=remote_python)
         if res.exit_status != 0:
             raise UnavailableError(
                 f"{job.target.label}: the TensorRT engine build failed on the device (exit {res.exit_status}): "

@@ -1,4 +1,9 @@
-"""Read the devices to bench from an Ansible inventory in YAML form.
+"""Read the devices to bench from an Ansible inventory.
+
+Any form ``ansible-inventory --list`` reads, when ansible-core is installed;
+otherwise the YAML form below or the INI form (``inventory_ini``, turned
+into the YAML form). Hosts also take what ``~/.ssh/config`` says for them
+(as Ansible's ssh connection does), for what the inventory leaves open.
 
 Supported: ``all:`` (or any top-level group) with ``hosts:``, ``vars:`` and
 ``children:`` nested to any depth; per-host connection variables
@@ -20,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .target import DeviceTarget, check_device_kind, check_host, check_port
+from .inventory_ini import ansible_inventory_list, looks_like_ini, parse_ini_inventory
+from .target import _USER, DeviceTarget, apply_ssh_config, check_device_kind, check_host, check_port
 
 _ALIASES = {
     "ansible_ssh_host": "ansible_host",
@@ -129,6 +135,9 @@ def parse_inventory(data: Any, path: str = "inventory", default_device: str | No
         host = check_host(str(v.get("ansible_host", name)), where)
         port = check_port(v.get("ansible_port", 22), where)
         user = v.get("ansible_user")
+        if user is not None and not _USER.match(str(user)):
+            # The same rule as --host's user@: a leading '-' or a space is a typo or an attack.
+            raise InputError(f"{where}: ansible_user '{user}' is not a valid user name; fix the inventory")
         key = v.get("ansible_ssh_private_key_file")
         identity = None
         if key:
@@ -136,16 +145,15 @@ def parse_inventory(data: Any, path: str = "inventory", default_device: str | No
             # inventory and its keys can travel together.
             key_path = Path(os.path.expanduser(str(key)))
             identity = str(key_path if key_path.is_absolute() else base / key_path)
-        targets.append(
-            DeviceTarget(
-                host=host,
-                user=str(user) if user is not None else None,
-                port=port,
-                device=check_device_kind(str(device), f"{where}: mdnet_device"),
-                identity=identity,
-                name=name,
-            )
+        target = DeviceTarget(
+            host=host,
+            user=str(user) if user is not None else None,
+            port=port,
+            device=check_device_kind(str(device), f"{where}: mdnet_device"),
+            identity=identity,
+            name=name,
         )
+        targets.append(apply_ssh_config(target, port_given="ansible_port" in v, where=where))
     return targets
 
 
@@ -157,13 +165,20 @@ def load_inventory(path: str | os.PathLike[str], default_device: str | None = No
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"inventory {p} does not exist; give the path of a YAML Ansible inventory") from None
+        raise InputError(f"inventory {p} does not exist; give the path of an Ansible inventory (YAML or INI)") from None
     except OSError as exc:
         raise InputError(f"cannot read inventory {p}: {exc.strerror or exc}") from None
+    listed = ansible_inventory_list(p)
+    if listed is not None:
+        return parse_inventory(listed, str(p), default_device)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        if looks_like_ini(text):
+            return parse_inventory(parse_ini_inventory(text, str(p)), str(p), default_device)
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"inventory {p} is not valid YAML{at}; INI inventories are not supported, use the YAML form") from None
+        raise InputError(f"inventory {p} is neither valid YAML{at} nor an INI inventory; fix the file") from None
+    if not isinstance(data, dict) and looks_like_ini(text):
+        return parse_inventory(parse_ini_inventory(text, str(p)), str(p), default_device)
     return parse_inventory(data, str(p), default_device)

@@ -9,7 +9,9 @@ shell unquoted. Every network step has a time-out. Errors become one-line
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import logging
 import os
 import shlex
 import socket
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..errors import InputError, UnavailableError
+from ..errors import InputError, UnavailableError, one_line
 from .target import DeviceTarget
 
 if TYPE_CHECKING:  # paramiko is the `remote` extra: import it only when used
@@ -27,6 +29,26 @@ if TYPE_CHECKING:  # paramiko is the `remote` extra: import it only when used
 Progress = Callable[[str], None]
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+# Runs the remote command as the leader of a new process group (a new session
+# where it can) and says which, so an interrupted or timed-out run can stop
+# the whole tree with one `kill -- -PGID`: closing the channel alone leaves a
+# device-side bench running, loading the board and skewing the next one.
+# Fixed text; the command arrives as argv entries.
+GROUP_LAUNCHER = r"""
+import os, sys
+try:
+    os.setsid()
+except OSError:
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+sys.stderr.write("mdnet-pgid %d\n" % os.getpgid(0))
+sys.stderr.flush()
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+PGID_MARKER = "mdnet-pgid "
 
 
 def _noop(_: str) -> None:
@@ -68,6 +90,54 @@ class CommandResult:
         return "no message"
 
 
+def load_known_hosts(client: Any, known_hosts: Path) -> set[str]:
+    """Load ``known_hosts`` into ``client`` the way OpenSSH reads it; return the revoked keys (base64).
+
+    paramiko's own loader raises on lines it does not understand
+    (``@cert-authority``, ``@revoked``, a truncated key). OpenSSH skips a bad
+    line and goes on, so this does too: a line it cannot use trusts nothing.
+    ``@revoked`` keys are returned so a host presenting one is refused.
+    ``@cert-authority`` lines are skipped: paramiko checks no host certificates.
+    """
+    import paramiko
+
+    try:
+        text = known_hosts.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read known_hosts {known_hosts}: {exc.strerror or exc}; fix or move that file") from None
+    keys = client.get_host_keys()
+    revoked: set[str] = set()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            marker, _, rest = line.partition(" ")
+            fields = rest.split()
+            if marker == "@revoked" and len(fields) >= 3:
+                revoked.add(fields[2])
+            continue
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+        except Exception:  # a truncated or unknown key: OpenSSH ignores the line too
+            continue
+        if entry is None or entry.key is None:
+            continue
+        for name in entry.hostnames:
+            keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
+def _quiet_paramiko() -> None:
+    # paramiko's transport thread logs its exceptions with full tracebacks;
+    # with no handler configured Python prints them on stderr. Our one-line
+    # errors already say what went wrong.
+    log = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    log.propagate = False
+
+
 def _host_key_policy(known_hosts: Path, accept_new: bool, label: str) -> Any:
     import paramiko
 
@@ -85,16 +155,25 @@ def _host_key_policy(known_hosts: Path, accept_new: bool, label: str) -> Any:
                     "and re-run with --accept-new-host-key, or add it with ssh"
                 )
             known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Append one line rather than rewriting the user's file.
+            # Append one line rather than rewriting the user's file (after a
+            # newline when its last line has none, or the two would merge).
+            lead = ""
+            with contextlib.suppress(OSError), open(known_hosts, "rb") as old:
+                old.seek(0, os.SEEK_END)
+                if old.tell():
+                    old.seek(-1, os.SEEK_END)
+                    lead = "" if old.read(1) == b"\n" else "\n"
             fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with os.fdopen(fd, "a") as f:
-                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+                f.write(f"{lead}{hostname} {key.get_name()} {key.get_base64()}\n")
 
     return Policy()
 
 
 class Session:
     """A connected SSH client plus its SFTP channel. Use as a context manager."""
+
+    _depth = 0  # ProxyJump hops between here and this session
 
     def __init__(
         self,
@@ -112,6 +191,7 @@ class Session:
         self.io_timeout = io_timeout
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._jump: Session | None = None  # the ProxyJump hop this connection runs through
 
     # -- connection --------------------------------------------------------
     def connect(self) -> "Session":
@@ -124,16 +204,19 @@ class Session:
         t = self.target
         label = t.label
         if t.identity and not Path(t.identity).is_file():
-            raise InputError(f"{label}: identity file {t.identity} does not exist; give a private key with --identity")
+            # An inventory or ~/.ssh/config host got its key from there, not from an option.
+            how = ("fix the key path where this host's key is named (the inventory's ansible_ssh_private_key_file "
+                   "or IdentityFile in ~/.ssh/config)") if t.name else "give a private key with --identity"
+            raise InputError(f"{label}: identity file {t.identity} does not exist; {how}")
+        _quiet_paramiko()
         client = paramiko.SSHClient()
+        revoked: set[str] = set()
         if self.known_hosts.exists():
-            try:
-                client.load_host_keys(str(self.known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise InputError(f"cannot read known_hosts {self.known_hosts}: {exc}; fix or move that file") from None
+            revoked = load_known_hosts(client, self.known_hosts)
         client.set_missing_host_key_policy(_host_key_policy(self.known_hosts, self.accept_new_host_key, label))
         where = f"{t.host}:{t.port}"
         try:
+            sock = self._open_jump() if t.proxy_jump else None
             client.connect(
                 t.host,
                 port=t.port,
@@ -147,9 +230,11 @@ class Session:
                 banner_timeout=self.connect_timeout,
                 auth_timeout=self.connect_timeout,
                 channel_timeout=self.connect_timeout,
+                sock=sock,
             )
-        except InputError:
+        except (InputError, UnavailableError):
             client.close()
+            self._close_jump()
             raise
         except paramiko.BadHostKeyException as exc:
             client.close()
@@ -185,13 +270,54 @@ class Session:
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
-            raise UnavailableError(f"{label}: SSH connection to {where} failed: {_reason(exc)}") from None
+            hint = f"; is {where} an SSH server?" if "banner" in str(exc) else ""
+            raise UnavailableError(f"{label}: SSH connection to {where} failed: {one_line(exc)}{hint}") from None
+        except Exception as exc:  # paramiko raises a few types outside SSHException (key parsing, crypto)
+            client.close()
+            raise UnavailableError(f"{label}: SSH connection to {where} failed: {one_line(exc)}") from None
         transport = client.get_transport()
+        server_key = transport.get_remote_server_key() if transport is not None else None
+        if server_key is not None and server_key.get_base64() in revoked:
+            client.close()
+            raise InputError(
+                f"{label}: the host key of {where} ({fingerprint(server_key)}) is marked @revoked in {self.known_hosts}; "
+                "refusing to connect - check the device"
+            )
         if transport is not None:
             # Notice a dead link during long silent steps (pip, engine build).
             transport.set_keepalive(15)
         self._client = client
         return self
+
+    def _open_jump(self) -> Any:
+        """Connect the last ProxyJump hop (its own hops first) and open a tunnel to the target through it."""
+        from .target import parse_target
+
+        t = self.target
+        hops = [h.strip() for h in str(t.proxy_jump).split(",") if h.strip()]
+        if self._depth >= 8:
+            raise InputError(f"{t.label}: ProxyJump chain is longer than 8 hops or loops; check ~/.ssh/config")
+        hop = parse_target(hops[-1], device=t.device)
+        if len(hops) > 1:
+            hop = hop.with_(proxy_jump=",".join(hops[:-1]))
+        jump = Session(hop, accept_new_host_key=self.accept_new_host_key, known_hosts=self.known_hosts,
+                       connect_timeout=self.connect_timeout, io_timeout=self.io_timeout)
+        jump._depth = self._depth + 1
+        jump.connect()
+        self._jump = jump
+        try:
+            return jump.client.get_transport().open_channel(  # type: ignore[union-attr]
+                "direct-tcpip", (t.host, t.port), ("127.0.0.1", 0), timeout=self.connect_timeout
+            )
+        except Exception as exc:  # paramiko's ChannelException / SSHException
+            raise UnavailableError(
+                f"{t.label}: jump host {hop.address} cannot reach {t.host}:{t.port} ({_reason(exc)}); check ProxyJump and the address"
+            ) from None
+
+    def _close_jump(self) -> None:
+        if self._jump is not None:
+            self._jump.close()
+            self._jump = None
 
     @property
     def client(self) -> "paramiko.SSHClient":
@@ -225,6 +351,7 @@ class Session:
                 pass
         self._sftp = None
         self._client = None
+        self._close_jump()
 
     def __enter__(self) -> "Session":
         return self.connect() if self._client is None else self
@@ -240,15 +367,24 @@ class Session:
         timeout: float,
         on_stderr: Progress = _noop,
         what: str = "remote command",
+        group: str | None = None,
     ) -> CommandResult:
         """Run ``argv`` on the device; stream its stderr lines as they arrive.
 
         Raises UnavailableError when the connection drops or ``timeout``
         seconds pass; otherwise returns the exit status for the caller to
         judge. stdout is collected whole (it is small by contract).
+
+        ``group``: a Python on the device that starts ``argv`` in its own
+        process group. Then a time-out, Ctrl-C or SIGTERM (any exception
+        while waiting) kills that whole group on the device before raising:
+        a long job must not outlive the run that started it.
         """
         label = self.target.label
+        if group is not None:
+            argv = [group, "-c", GROUP_LAUNCHER, *argv]
         command = quote_command(argv)
+        pgid: int | None = None
         try:
             transport = self.client.get_transport()
             if transport is None or not transport.is_active():
@@ -257,7 +393,7 @@ class Session:
             channel.exec_command(command)
             channel.shutdown_write()  # nothing to send: EOF on the remote stdin
         except Exception as exc:  # paramiko raises SSHException, EOFError and OSError here
-            raise UnavailableError(f"{label}: cannot start {what}: {_reason(exc)}") from None
+            raise UnavailableError(f"{label}: cannot start {what}: {one_line(exc)}") from None
         out = bytearray()
         err_buf = bytearray()
         tail: list[str] = []
@@ -270,10 +406,20 @@ class Session:
                 del err_buf[: len(raw) + (0 if idx < 0 else 1)]
                 # Progress bars redraw with '\r': show the latest state only.
                 line = raw.decode("utf-8", "replace").rstrip("\r").split("\r")[-1]
+                if group is not None and pgid is None and line.startswith(PGID_MARKER):
+                    set_pgid(line[len(PGID_MARKER):])
+                    continue
                 tail.append(line)
                 del tail[:-50]
                 on_stderr(line)
 
+        def set_pgid(text: str) -> None:
+            nonlocal pgid
+            with contextlib.suppress(ValueError):
+                value = int(text.strip())
+                pgid = value if value > 1 else None  # never signal init's group or "all processes"
+
+        finished = False
         try:
             while True:
                 busy = False
@@ -297,13 +443,27 @@ class Session:
                     time.sleep(0.05)
             flush_err(final=True)
             status = channel.recv_exit_status()
+            finished = True
         except UnavailableError:
             raise
         except Exception as exc:
-            raise UnavailableError(f"{label}: connection lost during {what}: {_reason(exc)}") from None
+            raise UnavailableError(f"{label}: connection lost during {what}: {one_line(exc)}") from None
         finally:
             channel.close()
+            if not finished and pgid is not None:
+                self._stop_group(pgid)
         return CommandResult(status, out.decode("utf-8", "replace"), tail)
+
+    def _stop_group(self, pgid: int) -> None:
+        """SIGTERM the device-side process group, SIGKILL what is left after 2 s; never raises."""
+        script = (
+            'kill -TERM -- "-$1" 2>/dev/null || exit 0; i=0; '
+            'while kill -0 -- "-$1" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
+            'kill -KILL -- "-$1" 2>/dev/null; exit 0'
+        )
+        with contextlib.suppress(Exception):
+            if self.alive:
+                self.run(["sh", "-c", script, "sh", str(pgid)], timeout=min(self.io_timeout, 15.0), what="stopping the remote job")
 
     # -- files -------------------------------------------------------------
     def put(self, local: str | os.PathLike[str], remote: str, progress: Progress = _noop) -> None:
@@ -339,9 +499,8 @@ class _TransferError(Exception):
 TransferError = _TransferError
 
 
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+# One wording for every exception (mdnet_deploy.errors.one_line); the old name stays for callers.
+_reason = one_line
 
 
 def _human(n: float) -> str:

@@ -16,11 +16,12 @@ import contextlib
 import errno
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..errors import InputError, MdnetDeployError, UnavailableError
+from ..errors import InputError, MdnetDeployError, UnavailableError, one_line
 from .session import Progress, Session, TransferError, _human
 from .target import DeviceTarget
 
@@ -38,6 +39,11 @@ RUNTIME_PACKAGES: dict[str, tuple[str, ...]] = {"rpi": ("ai-edge-litert",), "jet
 PROBE = r"""
 import json, os, platform, shutil, sys, tempfile
 root = os.path.abspath(os.path.expanduser(sys.argv[1]))
+created = []  # folders this run makes, deepest first: the clean-up removes them again when empty
+d = root
+while not os.path.exists(d):
+    created.append(d)
+    d = os.path.dirname(d)
 os.makedirs(root, mode=0o700, exist_ok=True)
 work = tempfile.mkdtemp(prefix="mdnet-run-", dir=root)
 venv = os.path.join(root, sys.argv[2])
@@ -49,7 +55,7 @@ except OSError:
 arm = platform.machine().lower().startswith(("aarch64", "arm"))
 print(json.dumps({
     "python": list(sys.version_info[:3]), "machine": platform.machine(), "node": platform.node(),
-    "root": root, "work": work, "venv": venv,
+    "root": root, "work": work, "venv": venv, "created": created,
     "venv_python": os.path.join(venv, "bin", "python"),
     "venv_exists": os.path.exists(os.path.join(venv, "bin", "python")),
     "free_bytes": shutil.disk_usage(work).free,
@@ -131,7 +137,7 @@ class Workspace:
                 f"{self.label}: the device's disk is full ({doing} in {self.info['root']}); "
                 "free some space or choose another folder with --remote-dir"
             )
-        return UnavailableError(f"{self.label}: transfer interrupted while {doing} ({_cause(cause)}); nothing was kept, re-run")
+        return UnavailableError(f"{self.label}: transfer interrupted while {doing} ({one_line(cause)}); nothing was kept, re-run")
 
     # -- venv ---------------------------------------------------------------
     def setup_venv(self, device: str, python: str, wheel_remote: str, extra: Sequence[str], timeout: float) -> None:
@@ -186,11 +192,6 @@ class Workspace:
         return UnavailableError(f"{self.label}: --setup failed while {doing}: {message}")
 
 
-def _cause(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 def probe(session: Session, python: str, root: str, venv_name: str, timeout: float) -> dict[str, Any]:
     label = session.target.label
     res = session.run([python, "-c", PROBE, root, venv_name], timeout=timeout, what="device check")
@@ -223,6 +224,7 @@ def open_workspace(
     reconnect: Callable[[], Session] | None = None,
 ) -> Iterator[Workspace]:
     """Make the run folder; remove it afterwards unless asked to keep it."""
+    check_remote_root(root)
     info = probe(session, python, root, venv_name, timeout)
     ws = Workspace(session, info, progress)
     try:
@@ -248,13 +250,34 @@ def _cleanup(ws: Workspace, reconnect: Callable[[], Session] | None) -> None:
             # still removes what we left on the device.
             opened = session = reconnect()
         session.remove_tree(ws.work, timeout=session.io_timeout)
-        # Remove the root too when nothing else (no venv) lives there.
-        session.run(["rmdir", "--", str(ws.info["root"])], timeout=session.io_timeout, what="clean-up")
+        # Remove the root too when nothing else (no venv) lives there, and the
+        # folders above it that this run created (rmdir leaves non-empty ones).
+        folders = [str(ws.info["root"])] + [str(d) for d in ws.info.get("created") or [] if str(d) != str(ws.info["root"])]
+        session.run(["sh", "-c", 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', "sh", *folders],
+                    timeout=session.io_timeout, what="clean-up")
     except Exception as exc:  # clean-up must never hide the real error
-        ws.progress(f"warning: could not remove {ws.work} on {ws.label}: {_cause(exc)}")
+        ws.progress(f"warning: could not remove {ws.work} on {ws.label}: {one_line(exc)}")
     finally:
         if opened is not None:
             opened.close()
+
+
+#: What a --remote-dir may hold. It reaches the device only as a quoted
+#: argument, but it also becomes part of `env PYTHONPATH=<dir>/...` and of
+#: the venv python's path given to `env`, where '=' turns a path into a
+#: variable assignment and ':' splits PYTHONPATH.
+_REMOTE_DIR = re.compile(r"^(~|~/|/)?[A-Za-z0-9_.+@%,/-]*$")
+
+
+def check_remote_root(root: str) -> str:
+    """``--remote-dir`` as given, or InputError saying what it may hold."""
+    text = str(root)
+    if not text.strip() or not _REMOTE_DIR.match(text) or "/../" in f"/{text}/" or text.startswith("-"):
+        raise InputError(
+            f"--remote-dir '{root}' is not valid; give a folder path of letters, digits and . _ - + @ % , / "
+            "(absolute, or under ~/), without '..'"
+        )
+    return text
 
 
 def reject_reserved(args: Sequence[str], reserved: Sequence[str], where: str) -> list[str]:

@@ -7,7 +7,8 @@ Jetson releases, a crash. So every engine's sidecar records a ``target``
 the runner compares it with this machine *before* handing the bytes to
 TensorRT.
 
-Standard library only: the runtime side (a Jetson with nothing but numpy and
+JetPack/L4T and the board come from ``devices`` (one parser for both this
+record and the bench environment). Standard library only: the runtime side (a Jetson with nothing but numpy and
 JetPack's TensorRT) imports this module.
 """
 
@@ -17,40 +18,12 @@ import os
 import platform
 import re
 import shlex
-import shutil
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
+from ..devices import _sys
+from ..devices.environment import read_l4t_release
 from ..errors import ArtifactError, InputError
-
-ETC_ROOT_ENV = "MDNET_DEPLOY_ETC_ROOT"
-SYSFS_ROOT_ENV = "MDNET_DEPLOY_SYSFS_ROOT"
-PROC_ROOT_ENV = "MDNET_DEPLOY_PROC_ROOT"
-NVIDIA_SMI_ENV = "MDNET_DEPLOY_NVIDIA_SMI"
-
-# L4T (what the device reports) -> JetPack (what people call it). Only the
-# releases we are sure of; an unknown L4T is still recorded as such.
-_JETPACK_FOR_L4T = {
-    "32.6.1": "4.6",
-    "32.7.1": "4.6.1",
-    "32.7.2": "4.6.2",
-    "32.7.3": "4.6.3",
-    "32.7.4": "4.6.4",
-    "32.7.5": "4.6.5",
-    "35.1.0": "5.0.2",
-    "35.2.1": "5.1",
-    "35.3.1": "5.1.1",
-    "35.4.1": "5.1.2",
-    "35.5.0": "5.1.3",
-    "35.6.0": "5.1.4",
-    "36.3.0": "6.0",
-    "36.4.0": "6.1",
-    "36.4.3": "6.2",
-    "36.4.4": "6.2.1",
-}
-
 
 # -- batch / optimisation profile -------------------------------------------
 @dataclass(frozen=True)
@@ -131,56 +104,6 @@ def rebuild_command(
 
 
 # -- what this machine is -----------------------------------------------------
-def read_l4t_release(etc_root: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
-    """Parse ``/etc/nv_tegra_release`` ("# R35 (release), REVISION: 3.1, ...") into L4T/JetPack.
-
-    ``etc_root`` (default ``$MDNET_DEPLOY_ETC_ROOT``, else ``/``) is the root
-    that holds ``etc/``; a root that *is* the etc folder (what devices/
-    expects of the same variable) works too.
-    """
-    root = Path(etc_root if etc_root is not None else (os.environ.get(ETC_ROOT_ENV) or "/"))
-    first = None
-    for candidate in (root / "etc" / "nv_tegra_release", root / "nv_tegra_release"):
-        try:
-            first = candidate.read_text(errors="replace").splitlines()[0]
-            break
-        except (OSError, IndexError):
-            continue
-    if first is None:
-        return None
-    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", first)
-    if not m:
-        return None
-    revision = m.group(2).strip(".")
-    if revision.count(".") == 0:
-        revision += ".0"
-    l4t = f"{m.group(1)}.{revision}"
-    out = {"l4t": l4t}
-    jetpack = _JETPACK_FOR_L4T.get(l4t)
-    if jetpack:
-        out["jetpack"] = jetpack
-    board = re.search(r"BOARD:\s*([^,]+)", first)
-    if board:
-        out["l4t_board"] = board.group(1).strip()
-    return out
-
-
-def board_model() -> str | None:
-    """The device-tree model ("NVIDIA Jetson Orin Nano Developer Kit"), where there is one."""
-    candidates = (
-        Path(os.environ.get(PROC_ROOT_ENV) or "/proc") / "device-tree" / "model",
-        Path(os.environ.get(SYSFS_ROOT_ENV) or "/sys") / "firmware" / "devicetree" / "base" / "model",
-    )
-    for path in candidates:
-        try:
-            text = path.read_bytes().replace(b"\x00", b"").decode("utf-8", "replace").strip()
-        except OSError:
-            continue
-        if text:
-            return text
-    return None
-
-
 def cuda_runtime_module() -> Any:
     """cuda-python's runtime module: ``cuda.bindings.runtime`` (12.6+) or ``cuda.cudart`` (older)."""
     try:
@@ -206,20 +129,16 @@ def _gpu_from_cuda_python(device: int) -> dict[str, str]:
 
 
 def _gpu_from_nvidia_smi(device: int) -> dict[str, str]:
-    smi = os.environ.get(NVIDIA_SMI_ENV) or "nvidia-smi"
-    if not shutil.which(smi):
+    smi = _sys.nvidia_smi()
+    if smi is None:
         return {}
     # compute_cap is a newer query field; ask for the name alone if it is refused.
     for fields in ("name,compute_cap", "name"):
-        try:
-            proc = subprocess.run(
-                [smi, f"--id={device}", f"--query-gpu={fields}", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20, check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
+        status, text = _sys.run_command([smi, f"--id={device}", f"--query-gpu={fields}", "--format=csv,noheader"], timeout=20)
+        if status is None:
             return {}
-        if proc.returncode == 0 and proc.stdout.strip():
-            parts = [p.strip() for p in proc.stdout.strip().splitlines()[0].split(",")]
+        if status == 0 and text.strip():
+            parts = [p.strip() for p in text.strip().splitlines()[0].split(",")]
             out = {"gpu": parts[0], "gpu_source": "nvidia-smi"}
             if len(parts) > 1 and re.fullmatch(r"\d+\.\d+", parts[1]):
                 out["compute_capability"] = parts[1]
@@ -246,7 +165,7 @@ def probe_target(tensorrt_version: str | None, device: int = 0, gpu: Mapping[str
     """This machine as an engine target: TensorRT version, GPU, SoC board, JetPack/L4T."""
     target: dict[str, Any] = {"tensorrt": tensorrt_version}
     target.update(gpu if gpu is not None else gpu_info(device))
-    model = board_model()
+    model = _sys.device_tree_model()
     if model:
         target["board"] = model
     release = read_l4t_release()

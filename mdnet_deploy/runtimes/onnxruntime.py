@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,11 +33,7 @@ class OnnxRuntimeRunner(Runner):
             raise UnavailableError(why)
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if self.threads:
-            opts.intra_op_num_threads = int(self.threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # keep ORT's warnings out of our one-line errors
+        opts = self._session_options(ort)
         providers = self._providers(ort)
         try:
             self.session = ort.InferenceSession(str(self.artifact), sess_options=opts, providers=providers)
@@ -44,6 +42,34 @@ class OnnxRuntimeRunner(Runner):
             raise ArtifactError(f"ONNX Runtime cannot open {self.artifact}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+
+    def _session_options(self, ort: Any) -> Any:
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = int(self.threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # keep ORT's warnings out of our one-line errors
+        return opts
+
+    def profile(self, native_input: Any, runs: int) -> dict[str, Any]:
+        """Per-layer times from ONNX Runtime's session profiler (``bench --profile``).
+
+        A second session with the same options and providers is profiled, so
+        the timed session never carries the profiler's overhead; its trace
+        file lives in a temporary folder and is parsed into the common shape.
+        """
+        import onnxruntime as ort
+
+        from ..reporting.profile import SKIP_FIRST_RUNS, parse_ort_profile
+
+        with tempfile.TemporaryDirectory(prefix="mdnet-ort-profile-") as tmp:
+            opts = self._session_options(ort)
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(Path(tmp) / "ort")
+            session = ort.InferenceSession(str(self.artifact), sess_options=opts, providers=self.session.get_providers())
+            for _ in range(runs + SKIP_FIRST_RUNS):
+                session.run([self.output_name], {self.input_name: native_input})
+            return parse_ort_profile(session.end_profiling())
 
     def _providers(self, ort: Any) -> list[str]:
         wanted = self.options.get("providers")

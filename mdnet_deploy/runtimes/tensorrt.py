@@ -233,6 +233,14 @@ class TensorRTRunner(Runner):
                 self._cuda.free(t.ptr)
             t.ptr, t.capacity = self._cuda.malloc(nbytes), nbytes
 
+    def profile(self, native_input: Any, runs: int) -> dict[str, Any]:
+        """Per-layer times from TensorRT's IProfiler (``bench --profile``; see trt_profile.py)."""
+        from .trt_profile import profile_context
+
+        if self._context is None:
+            raise UnavailableError("the TensorRT runner is not open; use it as a context manager (with runner: ...)")
+        return profile_context(self._trt, self._context, lambda: self.run(native_input), runs)
+
     def run(self, native_input: Any) -> np.ndarray:
         if self._context is None or self._cuda is None:
             raise UnavailableError("the TensorRT runner is not open; use it as a context manager (with runner: ...)")

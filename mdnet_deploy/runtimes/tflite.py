@@ -27,6 +27,11 @@ from ..errors import ArtifactError, UnavailableError
 from .base import Runner, _from_native, _to_native
 
 INSTALL_HINT = "pip install ai-edge-litert (or mdnet-deploy[litert]); on 32-bit ARM use tflite-runtime"
+#: ai-edge-litert's Interpreter (and tflite_runtime's) exposes no op profiler; the C++ benchmark tool does.
+PROFILE_UNAVAILABLE = (
+    "the LiteRT Python interpreter exposes no per-op timings; build LiteRT's benchmark_model tool and run "
+    "benchmark_model --graph={model} --enable_op_profiling=true for them"
+)
 
 
 def _import_interpreter() -> tuple[Any, Any, str]:
@@ -257,6 +262,12 @@ class TfliteRunner(Runner):
         super().close()
 
     # -- reporting ---------------------------------------------------------
+    def profile(self, native_input: Any, runs: int) -> dict[str, Any]:
+        """LiteRT's Python interpreter has no per-op timings: say so, and what does have them."""
+        from ..reporting.profile import unavailable
+
+        return unavailable("tflite", PROFILE_UNAVAILABLE.format(model=self.artifact.name))
+
     def delegation(self) -> dict[str, Any]:
         """XNNPACK coverage of this interpreter (computed once)."""
         if self._delegation is None:

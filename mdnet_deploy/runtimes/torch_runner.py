@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifact import ArtifactMeta, TensorSpec, file_ref
+from ..artifact import ArtifactMeta
 from ..errors import ArtifactError, UnavailableError
 from .base import Runner
 
@@ -27,17 +27,11 @@ def checkpoint_meta(path: str | Path, trust_pickle: bool = False) -> ArtifactMet
 
 
 def _meta_from(ckpt: Any) -> ArtifactMeta:
-    ref = file_ref(ckpt.path)
-    return ArtifactMeta(
-        format="pt",
-        precision="fp32",
-        variant="mdnet" if ckpt.width == 1.0 else f"mdnet-w{ckpt.width:g}",
-        num_classes=ckpt.num_classes,
-        input=TensorSpec(name="input", shape=["batch", 3, 32, 32], layout="NCHW", dtype="float32"),
-        output=TensorSpec(name="logits", shape=["batch", ckpt.num_classes], layout="NC", dtype="float32"),
-        model_config={"num_classes": ckpt.num_classes, "width": ckpt.width, "heads": ckpt.heads},
-        checkpoint=ref,
-    )
+    from ..model.meta import checkpoint_meta as meta_for
+    from ..prepcheck import resolve_preprocessing
+
+    # Statistics stored in the checkpoint (source "checkpoint"), else the CIFAR-100 default (checked by bench --eval).
+    return meta_for(ckpt, format="pt", with_wrapper=False, preprocessing=resolve_preprocessing(None, None, ckpt.preprocessing))
 
 
 class TorchRunner(Runner):
@@ -52,6 +46,19 @@ class TorchRunner(Runner):
         self.channels_last = bool(options.get("channels_last", False))
         self.model: Any = None
         self._torch: Any = None
+        self._given: Any = None  # a model already in memory (see for_model)
+
+    @classmethod
+    def for_model(cls, model: Any, meta: ArtifactMeta, *, channels_last: bool = False, device: str = "cpu") -> TorchRunner:
+        """A runner over a torch module already in memory: the PyTorch reference of a conversion.
+
+        Export and compile verify against the module they converted; this is the one
+        place its logits are computed. The module is left as it came (format restored on close).
+        """
+        recorded = (meta.checkpoint or {}).get("path") or "<in-memory model>"
+        runner = cls(recorded, meta, channels_last=channels_last, device=device)
+        runner._given = model
+        return runner
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -83,6 +90,13 @@ class TorchRunner(Runner):
             raise UnavailableError(why)
         import torch
 
+        if self._given is not None:
+            model = self._given.to(self.device).eval()
+            if self.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            self._torch, self.model = torch, model
+            return
+
         from ..model.checkpoint import load_checkpoint
 
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -101,8 +115,15 @@ class TorchRunner(Runner):
         self._torch, self.model = torch, model
 
     def close(self) -> None:
+        if self._given is not None and self.channels_last and self._torch is not None:
+            self._given.to(memory_format=self._torch.contiguous_format)
         self.model = None
         super().close()
+
+    def logits(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Float32 logits of ``x`` (canonical NCHW), ``batch`` images per forward pass."""
+        outs = [self.infer(x[i : i + batch]) for i in range(0, len(x), batch)]
+        return np.concatenate(outs) if outs else np.zeros((0, self.meta.num_classes), np.float32)
 
     def prepare(self, x: np.ndarray) -> Any:
         # Always the canonical float32 NCHW: the checkpoint is the float model,

@@ -75,7 +75,9 @@ def test_multi_model_table_with_one_broken_model(models, tmp_path, no_meter):
 def test_json_is_a_list_and_csv_appends(models, tmp_path, no_meter):
     table = tmp_path / "all.csv"
     for i in range(2):
-        res = invoke("bench", *FAST, "-m", models["onnx"], "--power-meter", "none", "--csv", table, "--json", tmp_path / "r.json")
+        # --csv appends; the second --json write replaces the first only with --force.
+        res = invoke("bench", *FAST, "-m", models["onnx"], "--power-meter", "none", "--csv", table, "--json", tmp_path / "r.json",
+                     *(["--force"] if i else []))
         assert res.exit_code == 0, res.output
     lines = table.read_text().splitlines()
     assert lines[0] == ",".join(CSV_COLUMNS) and sum(l.startswith("created,") for l in lines) == 1

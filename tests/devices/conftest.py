@@ -11,7 +11,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Point every OS boundary at empty places so no test sees the real machine."""
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -25,8 +25,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("QEMU"):
             monkeypatch.delenv(key)
-    # No real NVML either, even on a GPU machine.
-    monkeypatch.setitem(sys.modules, "pynvml", None)
+    # No real NVML either, except for the tests marked gpu: those exist to read the real sensor.
+    if request.node.get_closest_marker("gpu") is None:
+        monkeypatch.setitem(sys.modules, "pynvml", None)
 
 
 @pytest.fixture

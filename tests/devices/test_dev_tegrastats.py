@@ -59,7 +59,8 @@ def test_meter_on_nano_output(tmp_path, monkeypatch):
     log = fake_tegrastats(tmp_path, monkeypatch, fixture_path("tegrastats_nano_jp4.txt"))
     meter = make_meter("tegrastats", "jetson")
     meter.start()
-    time.sleep(0.25)
+    # Wait for readings rather than sleeping a fixed time: a loaded machine may start the stand-in late.
+    assert meter._wait_for(3, timeout=60.0)
     trace = meter.stop()
     assert log.read_text() == "--interval 100"
     assert trace.scope == "POM_5V_IN (module input rail)" and not trace.partial
@@ -75,7 +76,7 @@ def test_meter_on_orin_output_at_a_set_interval(tmp_path, monkeypatch):
     log = fake_tegrastats(tmp_path, monkeypatch, fixture_path("tegrastats_orin_nano_jp6.txt"))
     meter = TegrastatsMeter(interval_ms=20)
     meter.start()
-    time.sleep(0.1)
+    assert meter._wait_for(2, timeout=60.0)
     trace = meter.stop()
     assert log.read_text() == "--interval 20"
     assert trace.scope.startswith("VDD_IN")

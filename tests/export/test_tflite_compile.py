@@ -19,34 +19,30 @@ from mdnet_deploy.fsutil import sha256_file
 from mdnet_deploy.runtimes.tflite import TfliteRunner
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_checkpoint(request: pytest.FixtureRequest) -> None:
-    fx.adopt_shared_checkpoint(request)
-
 
 def _run(path: Path, x: np.ndarray, **options) -> np.ndarray:
     with TfliteRunner(path, read_meta(path), threads=1, **options) as runner:
         return np.concatenate([runner.infer(x[i : i + 1]) for i in range(len(x))])
 
 
-def _torch(x: np.ndarray) -> np.ndarray:
+def _torch(x: np.ndarray, trained_tiny_ckpt: Path) -> np.ndarray:
     import torch
 
     from mdnet_deploy.model.checkpoint import load_checkpoint
 
-    model = load_checkpoint(fx.tiny_checkpoint()).model
+    model = load_checkpoint(trained_tiny_ckpt).model
     with torch.no_grad():
         return model(torch.from_numpy(x)).numpy()
 
 
-def test_fp32_matches_pytorch_and_records_everything() -> None:
-    result = fx.fp32()
+def test_fp32_matches_pytorch_and_records_everything(tflite_fp32, trained_tiny_ckpt: Path) -> None:
+    result = tflite_fp32
     meta = read_meta(result.path)
     assert meta.format == "tflite" and meta.precision == "fp32"
     # What the converted model really takes: NHWC float input, NC logits.
     assert (meta.input.layout, meta.input.dtype, meta.input.shape) == ("NHWC", "float32", [1, 32, 32, 3])
     assert (meta.output.layout, meta.output.shape) == ("NC", [1, 10])
-    assert meta.checkpoint["sha256"] == sha256_file(fx.tiny_checkpoint())
+    assert meta.checkpoint["sha256"] == sha256_file(trained_tiny_ckpt)
     assert meta.parent["sha256"] == meta.checkpoint["sha256"]  # compiled straight from the checkpoint
     assert meta.preprocessing.size == (32, 32) and meta.labels == [str(i) for i in range(10)]
     assert {"torch", "litert-torch", "ai-edge-litert"} <= set(meta.tools)
@@ -65,23 +61,23 @@ def test_fp32_matches_pytorch_and_records_everything() -> None:
     assert not result.path.with_name(result.path.name + ".log").exists()  # the log goes on success
 
 
-def test_fp16_halves_the_weights_and_stays_close() -> None:
-    r32, r16 = fx.fp32(), fx.fp16()
+def test_fp16_halves_the_weights_and_stays_close(tflite_fp32, tflite_fp16, trained_tiny_ckpt: Path) -> None:
+    r32, r16 = tflite_fp32, tflite_fp16
     meta = read_meta(r16.path)
     assert meta.precision == "fp16" and meta.input.dtype == "float32"
     assert r16.size_bytes < 0.75 * r32.size_bytes  # weights halve; names and metadata do not
     assert "float16" in meta.quantization["scheme"]
     x, _ = fx.digits_test_input()
-    got, ref = _run(r16.path, x[:32]), _torch(x[:32])
+    got, ref = _run(r16.path, x[:32]), _torch(x[:32], trained_tiny_ckpt)
     assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
     assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9
     assert r16.delegation["ops_delegated"] == r16.delegation["ops_total"]
 
 
-def test_int8_io_records_and_applies_scale_and_zero_point() -> None:
+def test_int8_io_records_and_applies_scale_and_zero_point(tflite_int8_io) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    result = fx.int8_io()
+    result = tflite_int8_io
     meta = read_meta(result.path)
     interp = Interpreter(model_path=str(result.path))
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
@@ -108,8 +104,8 @@ def test_int8_io_records_and_applies_scale_and_zero_point() -> None:
     assert parity["top1_agreement"] >= 0.7
 
 
-def test_int8_calibration_is_quantize_s_set() -> None:
-    meta = read_meta(fx.int8_io().path)
+def test_int8_calibration_is_quantize_s_set(tflite_int8_io) -> None:
+    meta = read_meta(tflite_int8_io.path)
     cal = meta.calibration
     assert (cal["source"], cal["count"], cal["seed"], cal["observer"]) == (fx.CALIB, fx.CALIB_SIZE, 0, "minmax")
     assert len(cal["sha256"]) == 64
@@ -117,7 +113,7 @@ def test_int8_calibration_is_quantize_s_set() -> None:
     assert meta.quantization["weights"] == "int8 symmetric per-channel"
 
 
-def test_float_fallback_modules_stay_float() -> None:
+def test_float_fallback_modules_stay_float(tflite_int8_io) -> None:
     """Each listed module's conv runs in float32; its quantized neighbours run in int8.
 
     The conv is found by its weight tensor, which litert-torch names after the
@@ -125,7 +121,7 @@ def test_float_fallback_modules_stay_float() -> None:
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    result = fx.int8_io()
+    result = tflite_int8_io
     interp = Interpreter(model_path=str(result.path))
     interp.allocate_tensors()
     names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
@@ -145,18 +141,18 @@ def test_float_fallback_modules_stay_float() -> None:
     assert ops["transform.attn.qkv"] == {"CONV_2D(float32)": 1}
 
 
-def test_int8_with_float_io_by_default(tmp_path: Path) -> None:
+def test_int8_with_float_io_by_default(tmp_path: Path, tflite_int8_io) -> None:
     """--io float (the default) wraps the same int8 graph in QUANTIZE/DEQUANTIZE."""
     from mdnet_deploy.export.tflite.flatbuffer import add_float_io, io_types
 
-    int8_bytes = fx.int8_io().path.read_bytes()
+    int8_bytes = tflite_int8_io.path.read_bytes()
     wrapped = tmp_path / "float_io.tflite"
     wrapped.write_bytes(add_float_io(int8_bytes))
     assert io_types(wrapped.read_bytes()) == (0, 0)
-    meta = read_meta(fx.int8_io().path)
+    meta = read_meta(tflite_int8_io.path)
     meta.input.dtype = meta.output.dtype = "float32"  # the runner trusts the file anyway
     x, _ = fx.digits_test_input()
     with TfliteRunner(wrapped, meta, threads=1) as runner:
         assert runner.input_spec.dtype == "float32"
         got = np.concatenate([runner.infer(x[i : i + 1]) for i in range(8)])
-    np.testing.assert_allclose(got, _run(fx.int8_io().path, x[:8]), atol=1e-5)
+    np.testing.assert_allclose(got, _run(tflite_int8_io.path, x[:8]), atol=1e-5)

@@ -16,7 +16,7 @@ pytest.importorskip("onnx")
 
 from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
 from mdnet_deploy.errors import ConversionError, UnavailableError  # noqa: E402
-from mdnet_deploy.export.tensorrt import trtexec as trtexec_mod  # noqa: E402
+from mdnet_deploy.devices import _sys  # noqa: E402
 from mdnet_deploy.export.tensorrt.build import build_engine  # noqa: E402
 from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
 from mdnet_deploy.fsutil import sha256_file  # noqa: E402
@@ -61,7 +61,7 @@ def device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     model = tmp_path / "sys" / "firmware" / "devicetree" / "base"
     model.mkdir(parents=True)
     (model / "model").write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
-    monkeypatch.setenv("MDNET_DEPLOY_ETC_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("MDNET_DEPLOY_ETC_ROOT", str(etc))  # the etc folder itself, as everywhere
     monkeypatch.setenv("MDNET_DEPLOY_SYSFS_ROOT", str(tmp_path / "sys"))
     monkeypatch.setenv("MDNET_DEPLOY_PROC_ROOT", str(tmp_path / "proc"))
     monkeypatch.setenv("MDNET_DEPLOY_NVIDIA_SMI", str(tmp_path / "no-nvidia-smi"))
@@ -127,7 +127,8 @@ def test_int8_dynamic_build_writes_engine_and_metadata(tmp_path: Path, device: P
 def test_fp16_static_batch_and_dla(tmp_path: Path, device: Path) -> None:
     onnx = write_tiny_classifier(tmp_path / "model.onnx", qdq=False, batch=4)
     meta = build_engine(onnx, tmp_path / "model.fp16.engine", "fp16", batch=4, dla_core=0, trtexec=device)
-    (call,) = _calls(tmp_path)  # no workspace: no version probe
+    help_call, call = _calls(tmp_path)  # the version decides the precision flags: always asked
+    assert help_call == ["--help"]
     assert call[2:] == ["--fp16", "--useDLACore=0", "--allowGPUFallback"]  # static ONNX: no shapes
     assert meta.precision == "fp16"
     assert meta.input.shape == [4, 3, 32, 32] and meta.output.shape == [4, 10]
@@ -162,7 +163,7 @@ def _no_trtexec_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.delenv("MDNET_DEPLOY_TRTEXEC", raising=False)
-    monkeypatch.setattr(trtexec_mod, "DEFAULT_LOCATIONS", (str(tmp_path / "nowhere" / "trtexec"),))
+    monkeypatch.setattr(_sys, "TRTEXEC_LOCATIONS", (str(tmp_path / "nowhere" / "trtexec"),))
 
 
 def test_without_bindings_or_trtexec_the_error_carries_the_command(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mdnet_deploy.devices import _sys
 from mdnet_deploy.errors import InputError
-from mdnet_deploy.export.tensorrt import trtexec as trtexec_mod
 from mdnet_deploy.runtimes.engine_meta import BatchSpec, rebuild_command
 from mdnet_deploy.export.tensorrt.trtexec import find_trtexec, trtexec_command
 
@@ -98,9 +98,9 @@ def test_find_trtexec_env_path_and_jetpack_location(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.delenv("MDNET_DEPLOY_TRTEXEC", raising=False)
     jetpack = _exe(tmp_path / "usr_src_trtexec")
-    monkeypatch.setattr(trtexec_mod, "DEFAULT_LOCATIONS", (str(tmp_path / "missing"),))
+    monkeypatch.setattr(_sys, "TRTEXEC_LOCATIONS", (str(tmp_path / "missing"),))
     assert find_trtexec() is None
-    monkeypatch.setattr(trtexec_mod, "DEFAULT_LOCATIONS", (str(jetpack),))
+    monkeypatch.setattr(_sys, "TRTEXEC_LOCATIONS", (str(jetpack),))
     assert find_trtexec() == jetpack
     on_path = _exe(bindir / "trtexec")
     assert find_trtexec() == on_path

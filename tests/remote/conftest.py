@@ -63,12 +63,16 @@ class LocalSession:
     def close(self) -> None:
         self._alive = False
 
-    def run(self, argv, *, timeout, on_stderr=lambda _: None, what="") -> CommandResult:
+    def run(self, argv, *, timeout, on_stderr=lambda _: None, what="", group=None) -> CommandResult:
+        if group is not None:  # the real launcher, run by this machine's python
+            from mdnet_deploy.remote.session import GROUP_LAUNCHER, PGID_MARKER
+
+            argv = [sys.executable, "-c", GROUP_LAUNCHER, *argv]
         line = quote_command(argv)
         self.commands.append(line)
         # Exactly what a remote shell would do with the quoted line.
         proc = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=timeout)
-        tail = proc.stderr.splitlines()
+        tail = [l for l in proc.stderr.splitlines() if not (group is not None and l.startswith("mdnet-pgid "))]
         for l in tail:
             on_stderr(l)
         return CommandResult(proc.returncode, proc.stdout, tail[-50:])

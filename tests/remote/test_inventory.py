@@ -85,7 +85,8 @@ def test_missing_device_kind_names_the_host(tmp_path):
 @pytest.mark.parametrize(
     "text,fragment",
     [
-        ("[pis]\npi-a\n", "not valid YAML"),
+        ("[pis]\npi-a\n", "'pi-a' has no mdnet_device"),  # INI, read; the kind is missing
+        ("all: [\n", "neither valid YAML"),
         ("", "not a YAML inventory"),
         ("all:\n  hosts: {}\n", "lists no hosts"),
         ("all:\n  hostz:\n    a:\n", "unknown key"),

@@ -78,14 +78,13 @@ def test_version_comparison(a: str, b: str, same: bool) -> None:
     ],
 )
 def test_l4t_release(tmp_path: Path, line: str, l4t: str, jetpack: str | None) -> None:
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "nv_tegra_release").write_text(line + "\n")
-    release = read_l4t_release(tmp_path)
+    (tmp_path / "nv_tegra_release").write_text(line + "\n")
+    release = read_l4t_release(tmp_path)  # the etc folder itself
     assert release is not None and release["l4t"] == l4t and release.get("jetpack") == jetpack
 
 
-def test_l4t_release_with_the_etc_folder_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # devices/ reads MDNET_DEPLOY_ETC_ROOT as the etc folder itself; both layouts are accepted.
+def test_l4t_release_from_the_etc_root_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MDNET_DEPLOY_ETC_ROOT is the etc folder itself, for devices/ and the engine target alike.
     (tmp_path / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64\n")
     monkeypatch.setenv("MDNET_DEPLOY_ETC_ROOT", str(tmp_path))
     assert read_l4t_release() == {"l4t": "36.4.3", "jetpack": "6.2", "l4t_board": "generic"}

@@ -23,10 +23,6 @@ from mdnet_deploy.runtimes.tflite import TfliteRunner
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_checkpoint(request: pytest.FixtureRequest) -> None:
-    fx.adopt_shared_checkpoint(request)
-
 
 def infer_each(runner: TfliteRunner, x: np.ndarray) -> np.ndarray:
     return np.concatenate([runner.infer(x[i : i + 1]) for i in range(len(x))])
@@ -37,7 +33,7 @@ def test_available_names_the_interpreter() -> None:
     assert ok and version.startswith("ai-edge-litert ")
 
 
-def test_unavailable_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unavailable_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tflite_fp32) -> None:
     def missing():
         raise ImportError("No module named 'ai_edge_litert'")
 
@@ -45,11 +41,11 @@ def test_unavailable_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_pa
     ok, why = TfliteRunner.available()
     assert not ok and "pip install ai-edge-litert" in why
     with pytest.raises(UnavailableError, match="pip install ai-edge-litert"):
-        TfliteRunner(fx.fp32().path, read_meta(fx.fp32().path)).open()
+        TfliteRunner(tflite_fp32.path, read_meta(tflite_fp32.path)).open()
 
 
-def test_batches_larger_than_the_compiled_one() -> None:
-    path = fx.fp32().path
+def test_batches_larger_than_the_compiled_one(tflite_fp32) -> None:
+    path = tflite_fp32.path
     x, _ = fx.digits_test_input()
     with TfliteRunner(path, read_meta(path), threads=1) as runner:
         single = infer_each(runner, x[:5])
@@ -58,8 +54,8 @@ def test_batches_larger_than_the_compiled_one() -> None:
     np.testing.assert_allclose(batched, single, atol=1e-6)
 
 
-def test_xnnpack_can_be_turned_off() -> None:
-    path = fx.fp32().path
+def test_xnnpack_can_be_turned_off(tflite_fp32) -> None:
+    path = tflite_fp32.path
     x, _ = fx.digits_test_input()
     with TfliteRunner(path, read_meta(path), threads=1) as on:
         with_xnn = infer_each(on, x[:4])
@@ -71,8 +67,8 @@ def test_xnnpack_can_be_turned_off() -> None:
     np.testing.assert_allclose(without, with_xnn, atol=1e-4)
 
 
-def test_quantization_comes_from_the_file_not_the_sidecar() -> None:
-    path = fx.int8_io().path
+def test_quantization_comes_from_the_file_not_the_sidecar(tflite_int8_io) -> None:
+    path = tflite_int8_io.path
     good = read_meta(path)
     stale = read_meta(path)
     stale.input.scale, stale.input.zero_point = 1.0, 0  # e.g. a sidecar from another build
@@ -82,15 +78,15 @@ def test_quantization_comes_from_the_file_not_the_sidecar() -> None:
         np.testing.assert_array_equal(infer_each(a, x[:3]), infer_each(b, x[:3]))
 
 
-def test_layout_that_contradicts_the_file_is_refused() -> None:
-    meta = read_meta(fx.fp32().path)
+def test_layout_that_contradicts_the_file_is_refused(tflite_fp32) -> None:
+    meta = read_meta(tflite_fp32.path)
     meta.input.layout = "NCHW"
     with pytest.raises(ArtifactError, match="metadata says NCHW"):
-        TfliteRunner(fx.fp32().path, meta).open()
+        TfliteRunner(tflite_fp32.path, meta).open()
 
 
-def test_missing_and_corrupt_files(tmp_path: Path) -> None:
-    meta = read_meta(fx.fp32().path)
+def test_missing_and_corrupt_files(tmp_path: Path, tflite_fp32) -> None:
+    meta = read_meta(tflite_fp32.path)
     with pytest.raises(ArtifactError, match="no such file"):
         TfliteRunner(tmp_path / "none.tflite", meta).open()
     junk = tmp_path / "junk.tflite"
@@ -100,7 +96,7 @@ def test_missing_and_corrupt_files(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_device_side_needs_neither_torch_nor_onnx() -> None:
+def test_device_side_needs_neither_torch_nor_onnx(tflite_fp32, tflite_int8_io) -> None:
     """What a Raspberry Pi runs: numpy + ai-edge-litert + this package."""
     script = f"""
 import json, sys
@@ -110,7 +106,7 @@ import numpy as np
 from mdnet_deploy.artifact import read_meta
 from mdnet_deploy.runtimes.tflite import TfliteRunner
 out = {{}}
-for path in {json.dumps([str(fx.fp32().path), str(fx.int8_io().path)])}:
+for path in {json.dumps([str(tflite_fp32.path), str(tflite_int8_io.path)])}:
     with TfliteRunner(path, read_meta(path), threads=1) as r:
         y = r.infer(np.zeros((2, 3, 32, 32), np.float32))
         out[path] = [list(y.shape), r.input_spec.dtype, r.describe()["delegation"]["delegate"]]

@@ -1,11 +1,14 @@
 """``compile --target tensorrt``: QDQ ONNX -> TensorRT engine, on the device.
 
 One entry point, :func:`build_engine`. It validates everything cheap first
-(precision, paths, the output, the ONNX's quantization) so a mistake costs
-no build time, then builds with TensorRT's Python API or, where the bindings
-are not importable (a Jetson venv without ``--system-site-packages``), with
-``trtexec``. The engine is written atomically, then its sidecar: the ONNX's
-metadata plus the ``target`` that the runner checks before loading.
+(precision, paths, the output, the ONNX's quantization, DLA on this board
+and TensorRT) so a mistake costs no build time, then builds with TensorRT's
+Python API or, where the bindings are not importable (a Jetson venv without
+``--system-site-packages``), with ``trtexec``. Both follow one plan from
+``policy.py``: weakly typed with flags up to 10.x, strongly typed on 11.x
+(FP16 from an FP16 ONNX written from the float model first). The engine is
+written atomically, then its sidecar: the ONNX's metadata plus the
+``target`` (TensorRT, typing, GPU/DLA, JetPack/L4T) the runner checks.
 """
 
 from __future__ import annotations
@@ -15,24 +18,25 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ...artifact import ArtifactMeta, file_ref, format_of, read_meta, sidecar_path, write_meta
+from ...devices import _sys
 from ...errors import ConversionError, InputError, OutputError, UnavailableError
-from ...fsutil import atomic_output, check_output
+from ...fsutil import atomic_output, check_output, sha256_file
 from ...runtimes.engine_meta import BatchSpec, probe_target, rebuild_command
+from .policy import PRECISIONS, BuildPlan, check_dla, plan_build, resolve_precision
 from .trtexec import (
     DEFAULT_LOCATIONS,
     TRTEXEC_ENV,
     find_trtexec,
     parse_device_info,
+    parse_gpu_fallback,
     parse_trtexec_summary,
     probe_trtexec_version,
     run_trtexec,
     trtexec_command,
 )
-
-PRECISIONS = ("fp16", "int8")
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 # Quantized ONNX in "QOperator" form, which TensorRT's parser does not read.
 _QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm"}
@@ -122,7 +126,8 @@ def build_engine(
     meta = read_meta(onnx_path)
     assert meta is not None  # required=True raises instead
     summary = inspect_onnx(onnx_path)
-    _check_quantization(summary, precision, onnx_path)
+    resolved = resolve_precision(precision, summary.has_qdq)
+    _check_quantization(summary, resolved, onnx_path)
 
     input_name = summary.input_name or meta.input.name or "input"
     shape = summary.input_shape or list(meta.input.shape)
@@ -131,17 +136,19 @@ def build_engine(
         raise InputError(
             f"{onnx_path} has a fixed batch of {shape[0]}; build with --batch {shape[0]} or re-export the ONNX with a dynamic batch"
         )
-    req = _Request(onnx_path, out, precision, spec, workspace_mib, dla_core, strongly_typed, input_name,
-                   _chw(summary.input_shape, list(meta.input.shape)), dynamic)
+    req = _Request(onnx_path, out, resolved, spec, workspace_mib, dla_core, strongly_typed, input_name,
+                   _chw(summary.input_shape, list(meta.input.shape)), dynamic, summary.has_qdq, precision)
     tool = _pick_trtexec(trtexec, req)
     target, build = _build_with_python(req) if tool is None else _build_with_trtexec(req, tool, timeout_s)
-    build.update(precision=precision, batch=spec.to_dict(), workspace_mib=workspace_mib, dla_core=dla_core,
+    build.update(precision=resolved, batch=spec.to_dict(), workspace_mib=workspace_mib, dla_core=dla_core,
                  command=rebuild_command(onnx_path.resolve(), out.resolve(), precision, workspace_mib, spec, dla_core))
+    target["typing"] = build["typing"]
+    target["device"] = build["device"]
     target["build"] = build
 
-    child = _engine_meta(meta, onnx_path, precision, spec, input_name, target)
+    child = _engine_meta(meta, onnx_path, resolved, spec, input_name, target)
     write_meta(out, child)
-    return child
+    return read_meta(out) or child  # as written: with the engine's checksum stamped in
 
 
 # -- helpers -----------------------------------------------------------------
@@ -195,10 +202,18 @@ class _Request:
     input_name: str
     chw: list[int]
     dynamic: bool
+    has_qdq: bool = False
+    requested: str = "int8"  # as given: int8 | fp16 | best
 
-    def trtexec_argv(self, tool: str | os.PathLike[str], engine: str | os.PathLike[str], trt_version: str | None = None) -> list[str]:
+    def plan(self, version: str | None, precision_flags: bool | None = None) -> BuildPlan:
+        plan = plan_build(version, self.requested, self.has_qdq, self.strongly_typed, self.dla_core, precision_flags)
+        check_dla(self.dla_core, version, _sys.device_tree_model())
+        return plan
+
+    def trtexec_argv(self, tool: str | os.PathLike[str], engine: str | os.PathLike[str], trt_version: str | None = None,
+                     onnx: Path | None = None) -> list[str]:
         return trtexec_command(
-            tool, self.onnx, engine, self.precision, input_name=self.input_name, input_chw=self.chw, batch=self.batch,
+            tool, onnx or self.onnx, engine, self.precision, input_name=self.input_name, input_chw=self.chw, batch=self.batch,
             dynamic_input=self.dynamic, workspace_mib=self.workspace_mib, dla_core=self.dla_core,
             strongly_typed=bool(self.strongly_typed), trt_version=trt_version,
         )
@@ -227,35 +242,94 @@ def _pick_trtexec(trtexec: str | os.PathLike[str] | None, req: _Request) -> Path
 
 
 def _build_with_python(req: _Request) -> tuple[dict[str, Any], dict[str, Any]]:
-    from .builder import build_serialized  # imports tensorrt
+    import tensorrt as trt  # the bindings decide the typing mode as much as the version does
 
-    result = build_serialized(req.onnx, req.precision, req.batch, req.workspace_mib, req.dla_core, req.strongly_typed)
+    from .builder import build_serialized, precision_flags_of
+
+    plan = req.plan(str(trt.__version__), precision_flags_of(trt))
+    with _source_onnx(req, plan) as (source, fp16_info):
+        result = build_serialized(source, plan, req.batch, req.workspace_mib)
     with atomic_output(req.out) as tmp:
         tmp.write_bytes(result.plan)
         _drop_stale_sidecar(req.out)
-    return probe_target(result.tensorrt), {"builder": "tensorrt-python", "strongly_typed": result.strongly_typed}
+    build = {"builder": "tensorrt-python", "strongly_typed": result.strongly_typed, **plan.to_dict(), **fp16_info}
+    if plan.dla_core is not None:
+        build["gpu_fallback_layers"] = result.gpu_fallback_layers
+    return probe_target(result.tensorrt), build
 
 
 def _build_with_trtexec(req: _Request, tool: Path, timeout_s: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    # Only the workspace flag differs by version, so ask trtexec for it only then.
-    version_hint = probe_trtexec_version(tool) if req.workspace_mib else None
-    shown = shlex.join(req.trtexec_argv(tool, req.out, version_hint))
-    with atomic_output(req.out) as tmp:
-        argv = req.trtexec_argv(tool, tmp, version_hint)  # trtexec writes the temp file; we rename it
-        output = run_trtexec(argv, log_path=req.out.with_name(req.out.name + ".trtexec.log"), timeout=timeout_s)
-        if tmp.stat().st_size == 0:
-            raise ConversionError(f"trtexec exited successfully but wrote no engine; run it by hand to see why: {shown}")
-        _drop_stale_sidecar(req.out)
+    # The flags differ by version (weak/strong typing, workspace), so ask trtexec which TensorRT it is.
+    version_hint = probe_trtexec_version(tool)
+    plan = req.plan(version_hint)
+    with _source_onnx(req, plan) as (source, fp16_info):
+        shown = shlex.join(req.trtexec_argv(tool, req.out, version_hint, source if source != req.onnx else None))
+        with atomic_output(req.out) as tmp:
+            argv = req.trtexec_argv(tool, tmp, version_hint, source)  # trtexec writes the temp file; we rename it
+            output = run_trtexec(argv, log_path=req.out.with_name(req.out.name + ".trtexec.log"), timeout=timeout_s)
+            if tmp.stat().st_size == 0:
+                raise ConversionError(f"trtexec exited successfully but wrote no engine; run it by hand to see why: {shown}")
+            _drop_stale_sidecar(req.out)
     # trtexec ran on this GPU and says what it is; probing is only the fallback.
     device = parse_device_info(output)
-    version = device.get("tensorrt") or version_hint or probe_trtexec_version(tool)
+    version = device.get("tensorrt") or version_hint
     gpu: dict[str, str] = {k: device[k] for k in ("gpu", "compute_capability") if k in device}
     build: dict[str, Any] = {"builder": "trtexec", "trtexec": str(tool), "trtexec_command": shown,
-                             "strongly_typed": bool(req.strongly_typed)}
+                             "strongly_typed": plan.typing == "strong", **plan.to_dict(), **fp16_info}
+    if plan.dla_core is not None:
+        build["gpu_fallback_layers"] = parse_gpu_fallback(output)
     perf = _smoke_perf(output, req.batch.opt)
     if perf:
         build["trtexec_perf"] = perf
     return probe_target(version, gpu=gpu or None), build
+
+
+@contextlib.contextmanager
+def _source_onnx(req: _Request, plan: BuildPlan) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The ONNX to hand TensorRT: the given one, or (strongly typed FP16) an FP16 form written beside the output."""
+    if not plan.fp16_onnx:
+        yield req.onnx, {}
+        return
+    try:
+        from .fp16 import write_fp16_onnx
+    except ImportError as exc:  # pragma: no cover - numpy is a base dependency
+        raise UnavailableError(f"cannot write the FP16 ONNX: {exc}") from None
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UnavailableError(
+            f"TensorRT {plan.tensorrt} builds strongly typed networks only, so an fp16 engine is built from an FP16 ONNX "
+            "that this tool writes with the onnx package; pip install onnx (or build the int8 engine instead)"
+        ) from None
+    keep = guard_float_nodes(req.onnx)
+    tmp = req.out.with_name(f".{req.out.name}.fp16.onnx.partial")
+    try:
+        kept = write_fp16_onnx(req.onnx, tmp, keep)
+        yield tmp, {"fp16_onnx_kept_fp32": kept, "guard_float_nodes": keep}
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def guard_float_nodes(onnx_path: Path) -> list[str]:
+    """The layers the accuracy guard kept float when it quantized *this* float ONNX (a sibling
+    ``*.onnx`` whose metadata names it as parent by checksum); [] when it was never quantized."""
+    digest: str | None = None
+    for sibling in sorted(onnx_path.parent.glob("*.onnx")):
+        if sibling == onnx_path:
+            continue
+        try:
+            meta = read_meta(sibling, required=False)
+        except Exception:  # an unreadable sidecar of some other file is not this build's problem
+            continue
+        quant = (meta.quantization or {}) if meta is not None else {}
+        parent = (meta.parent or {}) if meta is not None else {}
+        if not quant.get("float_nodes") or not parent.get("sha256"):
+            continue
+        digest = digest or sha256_file(onnx_path)
+        if parent["sha256"] == digest:
+            return [str(n.get("node") if isinstance(n, dict) else n) for n in quant["float_nodes"]]
+    return []
 
 
 def _drop_stale_sidecar(out: Path) -> None:

@@ -1,16 +1,20 @@
-"""Build an engine with TensorRT's Python API: one code path for 8.5, 8.6 and 10.x.
+"""Build an engine with TensorRT's Python API: one code path for 8.5, 8.6, 10.x and 11.x.
 
-Differences handled here (and nowhere else):
+What differs by version is decided in ``policy.py`` (typing mode, flags);
+this module only applies the plan to the installed bindings:
 
 * 8.x needs the EXPLICIT_BATCH network flag for ONNX; 10.x ignores it and
-  warns, so it is set only before 10.
-* 10.x can build *strongly typed* networks: precision then comes from the
-  graph (Q/DQ, tensor types) and the FP16/INT8 builder flags are refused.
-  The default keeps weak typing (flags) wherever the flags exist, because
-  that is what lets the layers left in float run in FP16.
+  11.x removed it, so it is set only before 10.
+* Weakly typed (8.5 to 10.x, the default there): the FP16 / INT8 builder
+  flags. Strongly typed (11.x always, 10.x on request): no precision flag,
+  the graph's Q/DQ and tensor types decide; an fp16 engine is then built
+  from an FP16 ONNX that ``build.py`` writes first.
 * The workspace limit is ``set_memory_pool_limit`` (8.4+), with the old
   ``max_workspace_size`` as a fallback.
 * ``build_serialized_network`` everywhere (``build_engine`` is gone in 10).
+* DLA: ``default_device_type`` + ``DLA_core`` + ``GPU_FALLBACK``; the layers
+  DLA cannot run are listed (``can_run_on_DLA``) so the metadata says what
+  falls back to the GPU.
 
 Explicit quantization only: the Q/DQ scales in the ONNX are used; no
 implicit calibrator is ever attached.
@@ -24,9 +28,27 @@ from typing import Any
 
 from ...errors import ConversionError, InputError, UnavailableError
 from ...runtimes.engine_meta import BatchSpec
+from .policy import STRONG, BuildPlan
+
+# Every TensorRT name the builder touches, by where it lives: the API tests check
+# them against the real bindings of each version (or that they are deliberately
+# avoided there: see _AVOIDED).
+API_NAMES: dict[str, tuple[str, ...]] = {
+    "module": ("Builder", "OnnxParser", "ILogger", "BuilderFlag", "NetworkDefinitionCreationFlag", "MemoryPoolType", "DeviceType"),
+    "BuilderFlag": ("GPU_FALLBACK",),
+    "MemoryPoolType": ("WORKSPACE",),
+    "DeviceType": ("GPU", "DLA"),
+    "ILogger.Severity": ("INTERNAL_ERROR", "ERROR", "WARNING"),
+    "Builder": ("create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network", "num_DLA_cores"),
+    "IBuilderConfig": ("set_memory_pool_limit", "set_flag", "add_optimization_profile", "default_device_type", "DLA_core", "can_run_on_DLA"),
+    "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
+}
+# Used only where they exist: the weak-typing flags (gone in 11), EXPLICIT_BATCH (before 10),
+# STRONGLY_TYPED (10+), platform_has_fast_int8 (gone in 11).
+_AVOIDED = {"BuilderFlag": ("FP16", "INT8"), "NetworkDefinitionCreationFlag": ("EXPLICIT_BATCH", "STRONGLY_TYPED")}
 
 
-def collecting_logger(trt: Any, echo: bool = False) -> Any:
+def collecting_logger(trt: Any) -> Any:
     """A TensorRT logger that keeps errors (for one-line messages) instead of spraying stderr."""
 
     class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
@@ -40,17 +62,13 @@ def collecting_logger(trt: Any, echo: bool = False) -> Any:
                 self.errors.append(" ".join(str(msg).split()))
             elif severity == trt.ILogger.Severity.WARNING:
                 self.warnings.append(" ".join(str(msg).split()))
-            if echo:
-                print(f"[TensorRT] {msg}")
 
     return _Logger()
 
 
-def trt_major(version: str) -> int:
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError:
-        return 0
+def precision_flags_of(trt: Any) -> bool:
+    """Whether these bindings have the weak-typing precision flags (everything before TensorRT 11)."""
+    return hasattr(trt.BuilderFlag, "INT8") and hasattr(trt.BuilderFlag, "FP16")
 
 
 @dataclass
@@ -61,17 +79,38 @@ class BuildResult:
     input_shape: list[int]  # as the network declares it; -1 = dynamic
     strongly_typed: bool
     warnings: list[str] = field(default_factory=list)
+    gpu_fallback_layers: list[str] = field(default_factory=list)  # DLA builds: layers DLA cannot run
+
+
+def network_flags(trt: Any, plan: BuildPlan) -> int:
+    """The ``create_network`` bit mask for the plan, from the flags these bindings have."""
+    flags = 0
+    for name in plan.network_flags:
+        flag = getattr(trt.NetworkDefinitionCreationFlag, name, None)
+        if flag is None:
+            if name == "STRONGLY_TYPED" and not precision_flags_of(trt):
+                continue  # a TensorRT without weak typing needs no flag to be strongly typed
+            raise UnavailableError(f"TensorRT {trt.__version__} has no NetworkDefinitionCreationFlag.{name}; build without strong typing")
+        flags |= 1 << int(flag)
+    return flags
+
+
+def apply_precision(trt: Any, config: Any, plan: BuildPlan) -> None:
+    """Set the plan's builder flags; a strongly typed plan sets none of FP16/INT8."""
+    for name in plan.builder_flags:
+        flag = getattr(trt.BuilderFlag, name, None)
+        if flag is None:  # policy and bindings disagree: say so rather than build something else
+            raise UnavailableError(f"TensorRT {trt.__version__} has no BuilderFlag.{name}; this build needs {plan.typing} typing support")
+        config.set_flag(flag)
 
 
 def build_serialized(
     onnx_path: str | os.PathLike[str],
-    precision: str,
+    plan: BuildPlan,
     batch: BatchSpec,
     workspace_mib: int | None = None,
-    dla_core: int | None = None,
-    strongly_typed: bool | None = None,
 ) -> BuildResult:
-    """Parse the ONNX and build a serialized engine in memory."""
+    """Parse the ONNX and build a serialized engine in memory, as ``plan`` says."""
     import tensorrt as trt  # heavy; only here
 
     version = str(trt.__version__)
@@ -84,27 +123,14 @@ def build_serialized(
     if builder is None:
         raise UnavailableError(f"TensorRT {version} cannot create a builder: {_why(logger)}; check the GPU driver (nvidia-smi / tegrastats)")
 
-    weak_flags = hasattr(trt.BuilderFlag, "INT8") and hasattr(trt.BuilderFlag, "FP16")
-    if strongly_typed is None:
-        strongly_typed = not weak_flags  # TensorRT 11+: strong typing is all there is
-    flags = 0
-    if trt_major(version) < 10:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    if strongly_typed:
-        st = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-        if st is None:
-            raise UnavailableError(f"TensorRT {version} has no strongly typed networks (TensorRT 10 or newer); build without strong typing")
-        if precision == "fp16":
-            raise InputError("a strongly typed build keeps the ONNX's float32 layers, so it cannot make an fp16 engine; build without strong typing")
-        flags |= 1 << int(st)
-    network = builder.create_network(flags)
+    network = builder.create_network(network_flags(trt, plan))
     parser = trt.OnnxParser(network, logger)
     # parse_from_file resolves external weight files relative to the ONNX.
     if not parser.parse_from_file(str(onnx_path)):
         errors = [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
         raise ConversionError(f"TensorRT {version} cannot parse {onnx_path}: {errors[0] if errors else _why(logger)}")
 
-    if precision == "int8" and not getattr(builder, "platform_has_fast_int8", True):
+    if plan.precision == "int8" and not getattr(builder, "platform_has_fast_int8", True):
         raise UnavailableError(
             "this GPU has no fast INT8 (e.g. Jetson Nano / Maxwell); compile the float model.onnx with --precision fp16 instead"
         )
@@ -115,10 +141,7 @@ def build_serialized(
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
         else:  # before 8.4
             config.max_workspace_size = int(workspace_mib) << 20
-    if not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16)  # fp16 engine, or the float layers of an int8 one
-        if precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)  # required for Q/DQ networks on 8.x
+    apply_precision(trt, config, plan)
 
     inp = network.get_input(0)
     shape = [int(d) for d in inp.shape]
@@ -135,20 +158,23 @@ def build_serialized(
             f"build with --batch {shape[0]} or re-export the ONNX with a dynamic batch"
         )
 
-    if dla_core is not None:
+    fallback: list[str] = []
+    if plan.dla_core is not None:
+        dla_core = plan.dla_core
         cores = int(getattr(builder, "num_DLA_cores", 0))
         if dla_core >= cores:
             raise UnavailableError(f"--dla {dla_core}: this device has {cores} DLA core(s); use --dla 0..{cores - 1} or leave --dla out" if cores else f"--dla {dla_core}: this device has no DLA; leave --dla out")
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(dla_core)
-        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)  # layers DLA cannot run go to the GPU
+        # GPU_FALLBACK is in plan.builder_flags: layers DLA cannot run go to the GPU, and we say which.
+        fallback = [network.get_layer(i).name for i in range(network.num_layers) if not config.can_run_on_DLA(network.get_layer(i))]
 
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
         raise ConversionError(f"TensorRT {version} could not build an engine from {onnx_path}: {_why(logger)}")
     return BuildResult(
-        plan=bytes(memoryview(plan)), tensorrt=version, input_name=str(inp.name), input_shape=shape,
-        strongly_typed=bool(strongly_typed), warnings=list(logger.warnings),
+        plan=bytes(memoryview(serialized)), tensorrt=version, input_name=str(inp.name), input_shape=shape,
+        strongly_typed=plan.typing == STRONG, warnings=list(logger.warnings), gpu_fallback_layers=fallback,
     )
 
 

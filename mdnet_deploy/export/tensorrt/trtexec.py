@@ -16,32 +16,18 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
+from ...devices._sys import ENV_TRTEXEC as TRTEXEC_ENV
+from ...devices._sys import TRTEXEC_LOCATIONS as DEFAULT_LOCATIONS
+from ...devices._sys import find_trtexec
 from ...errors import ConversionError, InputError
 from ...runtimes.engine_meta import BatchSpec
+from .policy import plan_build
 
-TRTEXEC_ENV = "MDNET_DEPLOY_TRTEXEC"
-# Where JetPack (and NVIDIA's containers) put it; not on PATH by default.
-DEFAULT_LOCATIONS: tuple[str, ...] = ("/usr/src/tensorrt/bin/trtexec",)
-
-
-def find_trtexec() -> Path | None:
-    """``$MDNET_DEPLOY_TRTEXEC``, then ``trtexec`` on PATH, then JetPack's location."""
-    override = os.environ.get(TRTEXEC_ENV)
-    if override:
-        found = shutil.which(override)  # accepts both a bare name and a path
-        return Path(found) if found else None
-    on_path = shutil.which("trtexec")
-    if on_path:
-        return Path(on_path)
-    for candidate in DEFAULT_LOCATIONS:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
+__all__ = ["DEFAULT_LOCATIONS", "TRTEXEC_ENV", "find_trtexec", "trtexec_command", "parse_trtexec_summary"]
 
 
 def decode_version_code(code: int | str) -> str:
@@ -80,20 +66,16 @@ def trtexec_command(
 
     ``dynamic_input``: whether the ONNX input has a symbolic batch dimension;
     shapes are passed only then (trtexec rejects shapes for static inputs).
-    ``trt_version`` picks ``--workspace=N`` for trtexec older than 8.4, which
-    has no ``--memPoolSize``.
+    ``trt_version`` picks the precision flags (none on TensorRT 11, which
+    builds strongly typed networks only) and ``--workspace=N`` for trtexec
+    older than 8.4, which has no ``--memPoolSize``. Unknown: 8.x/10.x flags.
     """
     batch = batch or BatchSpec()
     argv = [str(trtexec), f"--onnx={onnx}", f"--saveEngine={engine}"]
-    if strongly_typed:
-        # Precision comes from the graph's Q/DQ and types; builder flags are refused.
-        argv.append("--stronglyTyped")
-    elif precision == "int8":
-        # Explicit quantization: the Q/DQ scales are used, no calibrator. FP16
-        # lets the layers left in float run in half precision.
-        argv += ["--int8", "--fp16"]
-    elif precision == "fp16":
-        argv.append("--fp16")
+    # The same plan as the Python builder: weak typing with --int8/--fp16 before 11,
+    # --stronglyTyped on 10.x when asked, nothing on 11 (strong is all there is).
+    plan = plan_build(trt_version, precision, has_qdq=precision == "int8", strongly_typed=True if strongly_typed else None)
+    argv += list(plan.trtexec_flags)
     if workspace_mib:
         old = _version_tuple(trt_version)
         if old is not None and old < (8, 4):
@@ -110,6 +92,25 @@ def trtexec_command(
     if dla_core is not None:
         argv += [f"--useDLACore={int(dla_core)}", "--allowGPUFallback"]
     return argv
+
+
+_DLA_FALLBACK = (
+    # 8.6 / 10.x: "Layer 'conv1' (CONVOLUTION): Unsupported on DLA. Switching this layer's device type to GPU."
+    re.compile(r"Layer '(.+?)' \([A-Z_]+\): Unsupported on DLA"),
+    # 8.x: "Default DLA is enabled but layer conv1 is not supported on DLA, falling back to GPU."
+    re.compile(r"Default DLA is enabled but layer (.+?) is not (?:supported|running) on DLA, falling back to GPU"),
+)
+
+
+def parse_gpu_fallback(text: str) -> list[str]:
+    """The layers a DLA build sent to the GPU, from trtexec's build log (in order, once each)."""
+    found: list[str] = []
+    for line in text.splitlines():
+        for pattern in _DLA_FALLBACK:
+            m = pattern.search(line)
+            if m and m.group(1) not in found:
+                found.append(m.group(1))
+    return found
 
 
 def probe_trtexec_version(trtexec: str | os.PathLike[str]) -> str | None:
@@ -221,8 +222,10 @@ def parse_device_info(text: str) -> dict[str, str]:
 def parse_trtexec_summary(text: str, batch: int = 1, prefer: str = "host") -> dict[str, Any]:
     """trtexec's "=== Performance summary ===" -> the bench result's timing fields.
 
-    Handles TensorRT 8.x (``percentile(99%)`` only, no timestamps) and 8.6 /
-    10.x (timestamps, ``percentile(90%/95%/99%)``, version and device lines).
+    Handles TensorRT 8.x (``percentile(99%)`` only, an End-to-End line) and
+    8.6 / 10.x / 11.x (timestamps, ``percentile(90%/95%/99%)``, version and
+    device lines; 11.x prints the same summary lines as 10.x, see
+    samples/common/sampleReporting.cpp in NVIDIA/TensorRT).
     ``latency_ms`` is the host latency (H2D + GPU compute + D2H, what a user's
     ``run()`` pays) unless ``prefer="gpu"``; ``latency_source`` says which.
     Every line found is also returned under its own key. trtexec reports no

@@ -22,6 +22,7 @@ import numpy as np
 from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, sidecar_path, write_meta
 from ...errors import ArtifactError, DataError, InputError, OutputError, VerificationError
 from ...fsutil import atomic_output, check_output
+from ...prepcheck import check_assumed_preprocessing, resolve_preprocessing, torch_logits
 
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8")
@@ -66,6 +67,7 @@ def convert_tflite(
     force: bool = False,
     trust_pickle: bool = False,
     progress: Progress | None = None,
+    allow_overlap: bool = False,
 ) -> TfliteResult:
     """Convert ``source`` (checkpoint, or ONNX artifact pointing at one) to ``out`` (.tflite).
 
@@ -104,6 +106,17 @@ def convert_tflite(
         warnings.append(f"--calib/--quant-report are used for int8 only; ignored for {precision}")
     cal = _calibration(calib, calib_size, plan, prep, warnings) if precision == "int8" else None
     eval_ds = _eval_set(eval_spec, prep, ckpt.num_classes)
+    if src.meta is None and mean is None and ckpt.preprocessing is not None:
+        prep = resolve_preprocessing(None, None, ckpt.preprocessing)
+    if cal is not None and eval_ds is not None:
+        from ...data import preprocess
+        from ...data.overlap import check_overlap
+
+        if check_overlap(cal.x, preprocess(eval_ds.images, prep), str(cal.info.get("source")), eval_spec, allow_overlap):
+            warnings.append("evaluation images are also calibration images (--allow-overlap): the accuracy is optimistic")
+    if eval_ds is not None:  # a default mean/std is checked against the labelled images (prepcheck)
+        check_assumed_preprocessing(prep, eval_ds.images, eval_ds.labels, torch_logits(ckpt.model), model=str(source),
+                                    dataset=eval_ds.description, num_classes=ckpt.num_classes)
     times["load_s"] = time.perf_counter() - t0
 
     with atomic_output(out) as tmp:
@@ -157,11 +170,7 @@ def _preprocessing(meta: ArtifactMeta | None, mean: Sequence[float] | None, std:
         if mean is not None or std is not None:
             raise InputError("--mean/--std are fixed by the artifact's metadata; drop them (or compile from the checkpoint)")
         return meta.preprocessing
-    default = Preprocessing()
-    prep = Preprocessing(mean=_rgb(mean) if mean else default.mean, std=_rgb(std) if std else default.std)
-    if any(s <= 0 for s in prep.std):
-        raise InputError(f"--std {','.join(map(str, prep.std))} must be positive")
-    return prep
+    return resolve_preprocessing(mean, std)
 
 
 def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
@@ -229,6 +238,8 @@ def _convert(model: Any, precision: str, io: str, batch: int, prep: Preprocessin
     from . import convert as tc
 
     log = out.with_name(out.name + ".log")
+    if log.exists():  # the user's file (or an earlier failure's log): never replaced, never deleted
+        log = out.with_name(f"{out.name}.{os.getpid()}.log")
     say("convert", 0, 0)
     if precision == "int8":
         assert cal is not None
