@@ -155,17 +155,17 @@ def benchmark(
     ``latency_ms``, ``throughput_ips``, ``accuracy``, ``energy``, ...); a
     failed row has ``status == "failed"`` and a ``reason`` instead of
     raising. ``device`` defaults to the detected kind. With ``host`` the
-    models run on that device over SSH (``eval`` must then be an ``.npz``
-    from ``pack-eval``). :func:`mdnet_deploy.bench.results_table` renders rows.
+    models run on that device over SSH (``eval`` is packed into an ``.npz``
+    for the device unless it is one already). :func:`mdnet_deploy.bench.results_table` renders rows.
     """
     paths = [models] if isinstance(models, (str, os.PathLike)) else list(models)
     if host is not None:
-        from .remote import parse_target, run_remote_bench
+        from .remote.dispatch import bench_remote
 
         extra = ["--warmup", str(warmup), "--batch", str(batch), "--power-meter", power_meter]
         extra += ["--iterations", str(iterations)] if iterations is not None else []
         extra += ["--duration", str(duration)] if duration is not None else []
-        return run_remote_bench(parse_target(host, device or "rpi"), paths, eval, extra, progress=progress)
+        return bench_remote(paths, eval, extra, host=host, device=device, progress=progress)
     from .bench import bench_models
     from .devices import detect_kind
 

@@ -386,7 +386,7 @@ def _parse_sidecar(side: Path) -> tuple[ArtifactMeta, dict[str, Any]]:
 
     try:
         raw = json.loads(side.read_text(encoding="utf-8"), parse_constant=reject_constant)
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
         raise ArtifactError(f"{side}: metadata is not valid JSON ({exc}); delete it and regenerate the artifact") from None
     try:
         return ArtifactMeta.from_dict(raw), raw

@@ -70,8 +70,8 @@ class LazyGroup(click.Group):
             fail(exc)
         except KeyboardInterrupt as exc:
             fail(exc)
-        except click.exceptions.ClickException:
-            raise  # usage errors of a sub-command: main() renders them
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors of a sub-command, ctx.exit(): main() renders them
         except Exception as exc:
             if os.environ.get(DEBUG_ENV) == "1" or _broken_pipe(exc):
                 raise
@@ -132,6 +132,8 @@ def stop_signals_interrupt() -> Iterator[None]:
     """
     import threading
 
+    from .fsutil import request_stop
+
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
@@ -142,6 +144,7 @@ def stop_signals_interrupt() -> Iterator[None]:
         if stopping:
             return
         stopping = True
+        request_stop(signum)
         raise Interrupted(signum)
 
     previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
@@ -152,6 +155,7 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+        request_stop(None)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

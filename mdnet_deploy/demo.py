@@ -49,6 +49,8 @@ class DemoResult:
     rows: list[DemoRow] = field(default_factory=list)
     bench: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    results_json: Path | None = None  # the bench rows, for `mdnet-deploy compare`
+    report: Path | None = None  # report.html beside the artifacts
 
 
 def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callable[[str], None],
@@ -131,9 +133,10 @@ def run_demo(
     t0 = time.perf_counter()
     result.bench = bench_models(
         [r.artifact for r in result.rows], device="host", eval_spec=f"{DEMO_DATA}:test", threads=1,
-        warmup=BENCH_WARMUP, iterations=BENCH_ITERATIONS, power_meter="auto", progress=None,
+        warmup=BENCH_WARMUP, iterations=BENCH_ITERATIONS, power_meter="auto", progress=None, profile_runs=20,
     )
     result.seconds["bench_s"] = time.perf_counter() - t0
+    _report_step(result, workdir, say)
     by_path = {str(b.get("model", {}).get("path")): b for b in result.bench}
     for row in result.rows:
         b = by_path.get(row.artifact)
@@ -141,6 +144,19 @@ def run_demo(
             row.latency_ms = b["latency_ms"]["p50"]
     result.seconds["total_s"] = time.perf_counter() - t_all
     return result
+
+
+def _report_step(result: DemoResult, workdir: Path, say: Callable[[str], None]) -> None:
+    """results.json and the self-contained report.html (Pareto plots, profiles, INT8 sensitivity) beside the artifacts."""
+    from .bench import write_json
+    from .reporting.html import write_html
+    from .reporting.load import load_inputs
+
+    say("writing results.json and report.html")
+    result.results_json = write_json(result.bench, workdir / "results.json")
+    quant = sorted(workdir.glob("model.int8*.report.json"))  # every INT8 form the quantize step wrote
+    inputs = load_inputs([result.results_json], quant)
+    result.report = write_html(inputs, workdir / "report.html", "mdnet-deploy demo: MDNET on the digits data")
 
 
 def _mb(path: Path) -> float:

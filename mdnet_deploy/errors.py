@@ -58,7 +58,7 @@ class AccuracyBudgetError(MdnetDeployError):
 
     exit_code = 4
 
-    def __init__(self, message: str, result: "QuantizeResult | None" = None) -> None:
+    def __init__(self, message: str, result: QuantizeResult | None = None) -> None:
         super().__init__(message)
         self.result = result
 
@@ -79,6 +79,12 @@ class BenchFailedError(MdnetDeployError):
     """At least one row of a benchmark failed (the others were reported)."""
 
     exit_code = 7
+
+
+class RegressionError(MdnetDeployError):
+    """``compare`` found a regression beyond the thresholds (the table says which)."""
+
+    exit_code = 8
 
 
 class Interrupted(KeyboardInterrupt):

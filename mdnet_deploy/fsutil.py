@@ -103,6 +103,42 @@ def _umask() -> int:
 _UMASK_LOCK = threading.Lock()
 
 
+#: The stop signal the CLI received (SIGINT/SIGTERM/SIGHUP), if any. Its handler
+#: raises once; a library that swallows that exception (a C++ callback, an
+#: ``except BaseException``) would let the run go on, so no output is committed
+#: once a stop was asked for.
+_stop_signal: int | None = None
+
+
+def request_stop(signum: int | None) -> None:
+    """Record (or, with None, clear) a stop signal: atomic outputs refuse to commit after it."""
+    global _stop_signal
+    _stop_signal = signum
+
+
+def _check_stop() -> None:
+    if _stop_signal is not None:
+        from .errors import Interrupted
+
+        raise Interrupted(_stop_signal)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for a few statements that must not be split (they arrive right after)."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it into place on success.
@@ -119,10 +155,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     ensure_writable_dir(path.parent if str(path.parent) else Path("."))
     tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-        tmp = Path(tmp_name)
-        os.close(fd)
+        with signals_deferred():  # a signal between mkstemp and `tmp = ...` would orphan the file
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+            tmp = Path(tmp_name)
+            os.close(fd)
         yield tmp
+        _check_stop()  # interrupted while writing (even if a library swallowed the exception): keep nothing
         os.chmod(tmp, output_mode(path if path.exists() else None))
         os.replace(tmp, path)
     except BaseException:

@@ -44,5 +44,7 @@ def test_readme_python_example_runs(tiny_ckpt, tmp_path, monkeypatch, capsys):
     (block,) = python_blocks()
     exec(compile(block, str(README), "exec"), {"__name__": "readme_example"})
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split()[:2] for line in lines] == [["fp32", "ok"], ["int8", "ok"]]
+    assert [line.split()[0] for line in lines] == ["fp32", "int8"]
+    # 'unstable': measured, but 10 timed calls on a loaded machine vary too much to trust the latency
+    assert all(line.split()[1] in ("ok", "unstable") for line in lines), lines
     assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "model.int8.onnx").is_file()

@@ -172,5 +172,5 @@ def npz_description(path: str | os.PathLike[str]) -> str | None:
     try:
         with np.load(path, allow_pickle=False) as f:
             return str(f["description"]) if "description" in f.files else None
-    except (OSError, ValueError):
+    except Exception:  # a damaged member (zlib.error, BadZipFile, ...): the set simply has no description
         return None

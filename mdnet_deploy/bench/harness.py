@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,7 +31,7 @@ from ..data.dataset import Dataset
 from ..devices import capture_environment, energy_summary, get_profile, measure_idle, read_temperatures, select_meter
 from ..devices.meter import PowerMeter
 from ..devices.trace import Trace
-from ..errors import InputError, MdnetDeployError
+from ..errors import InputError, MdnetDeployError, one_line
 from ..fsutil import sha256_file
 from ..reporting.profile import unavailable
 from ..reporting.traces import kept_trace
@@ -170,11 +170,8 @@ def _prefixed(say: Progress, label: str) -> Progress:
     return emit
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, MdnetDeployError):
-        return str(exc)
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+# The one wording of an exception for a failed row (mdnet_deploy.errors.one_line).
+_one_line = one_line
 
 
 def bench_models(
@@ -265,6 +262,8 @@ def bench_models(
             say(f"measuring idle power for {idle:g} s ({meter.name}); keep the device otherwise unloaded")
             idle_trace = measure_idle(meter, idle)
 
+        measurement = Measurement(device, batch, threads, warm, loop, repeat, profile_runs, dict(runner_options or {}), clock)
+        metering = Metering(meter, energy_why, idle_trace)
         rows = []
         for i, job in enumerate(jobs, 1):
             label = f"[{i}/{len(jobs)}] {job.path.name} ({job.runtime or 'no runtime'})"
@@ -274,8 +273,7 @@ def bench_models(
                 say(f"{label}: failed: {row['reason']}")
             else:
                 try:
-                    _run_job(job, row, device, batch, threads, warm, loop, ds, meter, energy_why, idle_trace,
-                             runner_options or {}, clock, _prefixed(say, label), profile_runs=profile_runs, repeat=repeat)
+                    _run_job(job, row, measurement, ds, metering, _prefixed(say, label))
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # one model's crash must not sink the others
@@ -343,12 +341,35 @@ def _describe(row: dict[str, Any], runner: Any, threads: int | None) -> None:
     row["runtime"] = {**row["runtime"], **described, "threads": described.get("threads", threads)}
 
 
-def _run_job(
-    job: _Job, row: dict[str, Any], kind: str, batch: int, threads: int | None, warm: Budget, loop: Budget,
-    ds: Dataset | None, meter: PowerMeter, energy_why: str | None, idle_trace: Trace | None,
-    options: dict[str, Any], clock: Clock, say: Progress, profile_runs: int = 0, repeat: int = 1,
-) -> None:
+@dataclass(frozen=True)
+class Measurement:
+    """How every row of one bench is measured: validated and resolved once, shared by every job."""
+
+    kind: str  # the device kind, already checked against the profiles
+    batch: int
+    threads: int | None
+    warm: Budget
+    loop: Budget
+    repeat: int = 1
+    profile_runs: int = 0
+    runner_options: dict[str, Any] = field(default_factory=dict)
+    clock: Clock = time.perf_counter_ns
+
+
+@dataclass(frozen=True)
+class Metering:
+    """The power meter of one bench, why it may record nothing, and the idle trace (when measured)."""
+
+    meter: PowerMeter
+    why: str | None = None
+    idle: Trace | None = None
+
+
+def _run_job(job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None, metering: Metering, say: Progress) -> None:
     assert job.meta is not None and job.runtime is not None
+    kind, batch, threads, warm, loop, clock = m.kind, m.batch, m.threads, m.warm, m.loop, m.clock
+    repeat, profile_runs, options = m.repeat, m.profile_runs, m.runner_options
+    meter, energy_why, idle_trace = metering.meter, metering.why, metering.idle
     runner = registry.make_runner(job.runtime, job.path, job.meta, kind, threads=threads, **options)
     say("opening")
     with runner:
@@ -441,5 +462,5 @@ def _run_job(
     unstable = stats.unstable_reasons(row["latency_ms"], row["iterations"], row["conditions"], row["repeats"])
     row.update(status=schema.STATUS_UNSTABLE if unstable else schema.STATUS_OK, reason="; ".join(unstable) or None)
     p50 = row["latency_ms"]["p50"]
-    say(f"{row['status']}: p50 {p50:.3f} ms, CoV {100 * (row['latency_ms'].get('cov') or 0):.1f} %, "
-        f"{row['throughput_ips']:.1f} images/s" + (f" ({row['reason']})" if unstable else ""))
+    say(f"{row['status']}" + (f" ({row['reason']})" if unstable else "")
+        + f": p50 {p50:.3f} ms, CoV {100 * (row['latency_ms'].get('cov') or 0):.1f} %, {row['throughput_ips']:.1f} images/s")

@@ -24,7 +24,7 @@ ROW_KEYS: tuple[str, ...] = (
     "duration_s", "latency_ms", "throughput_ips", "energy", "energy_unavailable", "accuracy", "warnings",
     "created", "mdnet_deploy", "conditions", "repeats",
 )
-LATENCY_KEYS: tuple[str, ...] = ("mean", "std", "min", "p50", "p90", "p99", "max")
+LATENCY_KEYS: tuple[str, ...] = ("mean", "std", "min", "p50", "p90", "p99", "max", "cov")  # cov: std / mean, no unit
 #: Keys DESIGN.md requires in a non-null energy block (energy_summary adds more).
 ENERGY_KEYS: tuple[str, ...] = (
     "meter", "scope", "samples", "avg_power_w", "idle_power_w", "joules_per_inference", "dynamic_joules_per_inference",

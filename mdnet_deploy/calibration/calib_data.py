@@ -11,7 +11,11 @@ that is hundreds of MiB per 100 images of MDNET. We feed them one batch per
 ``collect_data`` call instead: the MinMax calibrator reduces and merges its
 ranges at the end of each call, and the histogram calibrators (Entropy,
 Percentile) fold each batch into their histograms, so memory stays at one
-batch of activations whatever the calibration size.
+batch of activations whatever the calibration size. That batch is small
+(:data:`CALIB_BATCH`): ORT's calibration session holds about 36 MiB of
+activations per image of the full-size MDNET (measured: peak 1.34 GiB at
+batch 32, 427 MiB at batch 8), and smaller batches were also faster here
+(3.4 s vs 7.0 s for 128 images).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..errors import DataError, InputError
 Progress = Callable[[str, int, int], None]
 
 CALIB_SEED = 0
+CALIB_BATCH = 8  # images per calibration run: bounds the calibration session's memory (module docstring)
 METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -139,7 +144,7 @@ def calibrate(
     symmetric: bool,
     workdir: Path,
     input_name: str,
-    batch_size: int = 32,
+    batch_size: int = CALIB_BATCH,
     progress: Progress | None = None,
 ) -> Any:
     """Collect activation ranges of ``float_model`` on ``x``; returns ORT's ``TensorsData``.

@@ -42,7 +42,7 @@ from ..memory import peak_rss_mib
 from ..metrics import drop_uncertainty, topk_accuracy
 from ..prepcheck import check_onnx_preprocessing
 from . import guard as guard_mod
-from .calib_data import METHODS, ImageSet, calibrate, load_images, quiet
+from .calib_data import CALIB_BATCH, METHODS, ImageSet, calibrate, load_images, quiet
 from .graph import Candidate, check_not_quantized, companions, find_candidates, match_patterns, not_quantized_summary
 from .qdq import ChainIndex, QuantForm, calibration_op_types, check_form, form_for, quantize, quantized_nodes
 from .report import empty_report, over_budget_path_for, report_path_for, write_report
@@ -110,7 +110,7 @@ class QuantizeConfig:
     std: tuple[float, ...] | None = None
     force: bool = False
     eval_size: int | None = None
-    batch_size: int = 32
+    batch_size: int = CALIB_BATCH
     sensitivity_images: int = 32
     max_float_layers: int | None = None
     evaluate: ModelEvaluator | None = None  # None: OrtEvaluator on --eval images
@@ -282,7 +282,7 @@ def quantize_model(
     on_warning: Callable[[str], None] | None = None,
     *,
     eval_size: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = CALIB_BATCH,
     sensitivity_images: int = 32,
     max_float_layers: int | None = None,
     evaluate: ModelEvaluator | None = None,
@@ -342,6 +342,7 @@ def prepare(cfg: QuantizeConfig, ctx: Context) -> Prepared:
         raise ArtifactError(f"{src} has {len(inputs)} inputs; MDNET models have one image input")
 
     ctx.say("prepare: loading images")
+    t_load = time.perf_counter()
     calib = load_images(cfg.calib_spec, "train", parent.preprocessing, cfg.calib_size, "calibration", ctx.warn)
     ev = load_images(cfg.eval_spec, "test", parent.preprocessing, cfg.eval_size, "evaluation", ctx.warn) if cfg.eval_spec else None
     if ev is not None and cfg.eval_size is None and len(ev) > LARGE_EVAL:
@@ -357,13 +358,20 @@ def prepare(cfg: QuantizeConfig, ctx: Context) -> Prepared:
         checked = check_onnx_preprocessing(parent, src, str(cfg.eval_spec), "test")  # a default mean/std, checked
         ctx.preprocessing_check = checked.to_dict() if checked is not None else None
 
+    ctx.timing["load_s"] = time.perf_counter() - t_load
+    ctx.mark("load")
+
     # ORT's pre-processing keeps node names (checked: only Constants fold away).
     t0 = time.perf_counter()
     ctx.say("prepare: shape inference and graph clean-up")
     pre = ctx.tmp / "float.onnx"
     try:
         with quiet():
-            quant_pre_process(model, str(pre))
+            # No symbolic shape inference: MDNET's shapes are static (ONNX's own inference covers them),
+            # and ORT's symbolic pass imports torch (~280 MiB of the process's peak, measured).
+            # The path, not the ModelProto: from a proto ORT moves initializers out and then cannot read
+            # the Reshape shapes it needs (onnxruntime 1.32).
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"ONNX Runtime's quantization pre-processing failed on {src} ({first}); re-export the model") from None

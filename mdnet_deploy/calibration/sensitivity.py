@@ -61,7 +61,9 @@ def make_session(model: Any, threads: int | None = None) -> Any:
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def run_logits(session: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
+def run_logits(session: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    # 16: on the full-size MDNET both fastest (1.46 s vs 1.81 s at 64 for 360 images, float and INT8 alike)
+    # and a quarter of the session memory of batch 64.
     name = session.get_inputs()[0].name
     out = session.get_outputs()[0].name
     return np.concatenate([session.run([out], {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])

@@ -8,10 +8,8 @@ Imports nothing heavy: this is what a Raspberry Pi runs.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,35 +53,17 @@ def pass_through(ctx: click.Context, values: dict[str, Any]) -> list[str]:
     return out
 
 
-@contextlib.contextmanager
-def packed_eval(spec: str | None) -> Iterator[str | None]:
-    """An .npz to send to a device: the spec itself, or a temporary pack of it."""
-    if spec is None or str(spec).lower().endswith(".npz"):
-        yield spec
-        return
-    from ..bench.evalset import pack_eval
-
-    with tempfile.TemporaryDirectory(prefix="mdnet-eval-") as tmp:
-        say(f"packing {spec} into a uint8 .npz for the device")
-        yield str(pack_eval(spec, Path(tmp) / "eval.npz").path)
-
-
 def run_remote(
     ctx: click.Context, values: dict[str, Any], device: str | None, models: Sequence[str], eval_spec: str | None
 ) -> list[dict[str, Any]]:
-    from ..remote import load_inventory, parse_target, run_fleet, run_remote_bench
+    from ..remote.dispatch import bench_remote
 
-    common = dict(
-        setup=values["setup"], accept_new_host_key=values["accept_new_host_key"], keep_remote=values["keep_remote"],
+    return bench_remote(
+        models, eval_spec, pass_through(ctx, values), host=values["host"], inventory=values["inventory"], device=device,
+        max_parallel=values["max_parallel"], progress=say, identity=values["identity"], setup=values["setup"],
+        accept_new_host_key=values["accept_new_host_key"], keep_remote=values["keep_remote"],
         timeout=values["remote_timeout"], known_hosts=values["known_hosts"], remote_root=values["remote_dir"],
     )
-    extra = pass_through(ctx, values)
-    with packed_eval(eval_spec) as npz:
-        if values["inventory"]:
-            targets = load_inventory(values["inventory"], default_device=device)
-            return run_fleet(targets, models, npz, extra, max_parallel=values["max_parallel"], progress=say, **common)
-        target = parse_target(values["host"], device or "rpi")
-        return run_remote_bench(target, models, npz, extra, identity=values["identity"], progress=say, **common)
 
 
 def render(rows: Sequence[dict[str, Any]], wide: bool = False) -> None:
@@ -104,6 +84,19 @@ def render(rows: Sequence[dict[str, Any]], wide: bool = False) -> None:
             warn(note.replace(": warning: ", ": ", 1))
         else:
             console.print(note, markup=False, highlight=False, soft_wrap=True)
+    render_profiles(rows, out)
+
+
+def render_profiles(rows: Sequence[dict[str, Any]], out: Any) -> None:
+    """bench --profile: the slowest layers of each row (the JSON keeps all of them), or why a runtime has none."""
+    from ..reporting.terminal import profile_notes, profile_table
+
+    for row in rows:
+        table = profile_table(row)
+        if table is not None:
+            out.print(table)
+    for note in profile_notes(rows):
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 def check_numbers(values: dict[str, Any]) -> None:

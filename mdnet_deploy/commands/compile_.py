@@ -28,7 +28,7 @@ README_TENSORRT = 'README.md, section "TensorRT"'
 @click.command(name="compile")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--target", required=True, help="tflite (LiteRT, ARM / Raspberry Pi) or tensorrt (Jetson / NVIDIA GPUs).")
-@click.option("--precision", required=True, help="fp32, fp16 or int8 (tensorrt int8 needs quantize's QDQ model).")
+@click.option("--precision", required=True, help="fp32, fp16 or int8 (tensorrt int8 needs quantize's QDQ model); tensorrt also best (int8 for a QDQ model, else fp16).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file: NAME.tflite or NAME.engine.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--batch", default=None, help="tflite: fixed batch N (default 1); tensorrt: 1, N, dynamic or dynamic:MIN,OPT,MAX.")
@@ -237,8 +237,18 @@ def render_tflite(result: Any) -> None:
     )
     for w in result.warnings:
         warn(w)
+    _say_preprocessing(result.meta.preprocessing)
     console.print(f"wrote {result.path} and {result.path.name}.json", markup=False, highlight=False)
 
 
 def _calib_part(seconds: dict[str, float]) -> str:
     return f" (of which calibration {seconds['calibrate_s']:.1f} s)" if "calibrate_s" in seconds else ""
+
+
+def _say_preprocessing(prep) -> None:  # noqa: ANN001 - Preprocessing
+    """Which statistics the artifact uses and where they came from (never a silent guess, issue 11)."""
+    from ..artifact import SOURCE_DEFAULT
+
+    console.print(f"preprocessing: {prep.describe()}", markup=False, highlight=False)
+    if prep.source == SOURCE_DEFAULT:
+        warn("no --mean/--std given: the CIFAR-100 statistics were assumed; pass the model's own if it was trained otherwise")

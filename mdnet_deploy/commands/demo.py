@@ -51,6 +51,9 @@ def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: 
                           highlight=False, markup=False)
     console.print(f"artifacts in {result.workdir}; checkpoint {result.checkpoint}; total {result.seconds.get('total_s', 0):.0f} s",
                   markup=False, highlight=False)
+    if result.report is not None:
+        console.print(f"report: {result.report} (open it in a browser); results: {result.results_json} "
+                      "(mdnet-deploy compare BASE.json NEW.json gates a change on it)", markup=False, highlight=False, soft_wrap=True)
 
 
 def _short(path: str) -> str:

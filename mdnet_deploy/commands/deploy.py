@@ -55,6 +55,8 @@ def deploy_options(f: Any) -> Any:
 @click.option("--objective", type=click.Choice(OBJECTIVES), default="latency", show_default=True, help="What the winner is best at.")
 @click.option("--candidates", "only", default=None, metavar="NAME,...",
               help="Only these candidates may win (e.g. tflite-int8); the float reference is still measured.")
+@click.option("--judge", type=click.Choice(("onnxruntime", "tflite")), default=None,
+              help="Runtime that scores quantize's fallback search for the TFLite INT8 candidate [default: onnxruntime].")
 @click.option("--mean", help="Per-channel mean R,G,B of the training normalisation.")
 @click.option("--std", help="Per-channel std R,G,B of the training normalisation.")
 @click.option("--warmup", default="20", show_default=True, help="Untimed warm-up per candidate: a count or seconds (5s).")
@@ -75,7 +77,7 @@ def command(checkpoint: Path, only: str | None, mean: str | None, std: str | Non
 def run_and_render(config: Any) -> None:
     from ..deploy import deploy
 
-    result = deploy(config, progress=say, quantize_extra=judge_hook(config))
+    result = deploy(config, progress=say)
     for d in result.devices:
         render_device(d)
     console.print(f"wrote {result.deploy_json} and {result.pipeline_yaml} in {result.seconds:.0f} s", markup=False,
@@ -91,14 +93,6 @@ def run_and_render(config: Any) -> None:
             f"{', '.join(str(d.best_over_budget) for d in kept)} (not best.*); see deploy.json")
     raise BenchFailedError(f"no candidate could be chosen on {names}; the table says why for each")
 
-
-def judge_hook(config: Any) -> dict[str, Any]:
-    """quantize_model keyword arguments for --judge; empty until calibration offers the evaluate hook."""
-    if config.judge is None:
-        return {}
-    from ..deploy.judge import quantize_hook
-
-    return quantize_hook(config)
 
 
 def render_device(d: Any) -> None:
@@ -122,7 +116,9 @@ def render_device(d: Any) -> None:
         table.add_row(
             c.spec.name, (row.get("runtime") or {}).get("name") or c.spec.runtime, fmt(size),
             fmt(acc.get("top1"), unit=" %"), "-" if v.drop is None else f"{v.drop:+.2f}", fmt(lat.get("p50"), 3),
-            fmt(None if joules is None else joules * 1e3, 3), MARK.get(v.outcome, v.outcome), v.reason, style=style,
+            fmt(None if joules is None else joules * 1e3, 3),
+            MARK.get(v.outcome, v.outcome) + (" (timing unstable)" if row.get("status") == "unstable" else ""), v.reason,
+            style=style,
         )
     console.print(table)
     if d.best is not None:

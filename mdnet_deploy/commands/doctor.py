@@ -16,38 +16,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..devices import KINDS, detect_kind, doctor_meters, select_meter
-from ..devices.environment import capture_environment
-from ..runtimes.registry import RUNTIMES, choose_runtime, doctor_runtimes
+from ..devices import KINDS, detect_kind
+from ..doctor import doctor_report
 from ._common import console
-
-
-def runtime_report(kind: str) -> dict[str, Any]:
-    """Every runtime's status on a ``kind`` device and what ``--runtime auto`` picks per format."""
-    rows = doctor_runtimes(kind)
-    for row in rows:
-        if row["name"] == "onnxruntime" and row["ok"]:
-            row["detail"] = _ort_providers(kind)
-    auto: dict[str, Any] = {}
-    for fmt in sorted({f for spec in RUNTIMES.values() for f in spec.formats}):
-        try:
-            auto[fmt] = {"runtime": choose_runtime(fmt, kind), "reason": None}
-        except Exception as exc:  # UnavailableError: the reason is the report
-            auto[fmt] = {"runtime": None, "reason": str(exc)}
-    return {"kind": kind, "runtimes": rows, "auto": auto}
-
-
-def _ort_providers(kind: str) -> str | None:
-    try:
-        import onnxruntime as ort
-
-        have = list(ort.get_available_providers())
-    except Exception:  # the version check passed; a provider query failing is not worth a crash
-        return None
-    text = "providers: " + ", ".join(have)
-    if kind == "cuda" and "CUDAExecutionProvider" not in have:
-        text += " (no CUDA provider: pip install onnxruntime-gpu for --device cuda)"
-    return text
 
 
 def render_runtimes(report: dict[str, Any]) -> None:
@@ -68,13 +39,6 @@ def render_runtimes(report: dict[str, Any]) -> None:
     for fmt, pick in report["auto"].items():
         target = pick["runtime"] or f"none ({pick['reason']})"
         console.print(escape(f"auto for .{fmt} -> {target}"), highlight=False)
-
-
-def power_meter_report(kind: str) -> dict[str, Any]:
-    """Every meter's status on a ``kind`` device and what ``--power-meter auto`` picks."""
-    rows = doctor_meters(kind)
-    meter, why = select_meter("auto", kind)
-    return {"kind": kind, "meters": rows, "auto": meter.name, "auto_reason": why}
 
 
 def render_power_meters(report: dict[str, Any]) -> None:
@@ -129,12 +93,9 @@ def command(kind: str | None, as_json: bool) -> None:
     Example:
       mdnet-deploy doctor --device rpi
     """
-    from ..installation import describe_installation
-
     kind = kind or detect_kind()
-    env = capture_environment(kind)
-    install = describe_installation()
-    report = {"install": install, "device": env, "runtimes": runtime_report(kind), "power_meters": power_meter_report(kind)}
+    report = doctor_report(kind)
+    install, env = report["install"], report["device"]
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -144,3 +105,17 @@ def command(kind: str | None, as_json: bool) -> None:
     console.print(escape(f"device: {kind}, {model}{extra}, python {env['python']}, numpy {env['numpy']}"), highlight=False)
     render_runtimes(report["runtimes"])
     render_power_meters(report["power_meters"])
+    if "tensorrt" in report:
+        render_tensorrt(report["tensorrt"])
+
+
+def render_tensorrt(r: dict[str, Any]) -> None:
+    """The Jetson TensorRT block: version, typing, DLA, and what compile will do."""
+    release = ", ".join(f"{k} {r[k]}" for k in ("jetpack", "l4t") if r.get(k)) or "JetPack unknown"
+    if r.get("tensorrt") is None:
+        console.print(escape(f"TensorRT: none found ({r.get('source')}); {release}"), highlight=False)
+        return
+    dla = "DLA: yes" if r["dla"]["supported"] else f"DLA: no ({r['dla']['reason']})"
+    console.print(escape(f"TensorRT {r['tensorrt']} ({r['source']}), {r['typing']}ly typed builds; {dla}; {release}"), highlight=False)
+    for precision, what in r["compile"].items():
+        console.print(escape(f"compile --precision {precision}: {what}"), highlight=False)

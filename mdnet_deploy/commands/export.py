@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ._alias import hidden_alias, keep_alias
-from ._common import console, info, parse_floats
+from ._common import console, info, parse_floats, warn
 
 
 def parse_batch(value: str) -> int | None:
@@ -87,4 +87,14 @@ def render_export(result) -> None:  # noqa: ANN001 - ExportResult, imported lazi
         f"parity tolerance {meta.verification['parity_tolerance']:g}: [green]passed[/green]",
         highlight=False,
     )
+    _say_preprocessing(result.meta.preprocessing)
     console.print(f"wrote {result.path} and {result.path.name}.json", markup=False, highlight=False)
+
+
+def _say_preprocessing(prep) -> None:  # noqa: ANN001 - Preprocessing
+    """Which statistics the artifact uses and where they came from (never a silent guess, issue 11)."""
+    from ..artifact import SOURCE_DEFAULT
+
+    console.print(f"preprocessing: {prep.describe()}", markup=False, highlight=False)
+    if prep.source == SOURCE_DEFAULT:
+        warn("no --mean/--std given: the CIFAR-100 statistics were assumed; pass the model's own if it was trained otherwise")

@@ -35,6 +35,7 @@ def command(data: str, output: Path, epochs: int, width: float, heads: int | Non
       mdnet-deploy train --data digits:train -o digits.pth --epochs 5 --width 0.25
     """
     from ..artifact import Preprocessing
+    from ..data.dataset import validation_spec
     from ..data.pickles import trusted_pickles
     from ..fsutil import check_output
     from ..model.train import TrainConfig, train_checkpoint
@@ -44,7 +45,6 @@ def command(data: str, output: Path, epochs: int, width: float, heads: int | Non
     if mean or std:
         prep = Preprocessing(mean=parse_floats(mean, "--mean") or prep.mean, std=parse_floats(std, "--std") or prep.std)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, hflip=not no_hflip, seed=seed, width=width, heads=heads)
-    val_spec = val_data or (f"{data.rsplit(':', 1)[0] if data.endswith((':train', ':test', ':all')) else data}:test")
     with trusted_pickles(trust_pickle), Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                                                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("train", total=None)
@@ -56,18 +56,9 @@ def command(data: str, output: Path, epochs: int, width: float, heads: int | Non
             val = f", val top-1 {s.val_top1:.2f} %" if s.val_top1 is not None else ""
             bar.console.print(f"epoch {s.epoch}/{epochs}: loss {s.loss:.4f}, train top-1 {s.train_top1:.2f} %{val} ({s.seconds:.1f} s)")
 
-        path = train_checkpoint(data, output, cfg, prep, _val_or_none(val_spec, data), on_step, on_epoch)
-    console.print(f"wrote {path}", markup=False, highlight=False)
+        path = train_checkpoint(data, output, cfg, prep, validation_spec(data, val_data), on_step, on_epoch)
+    # The checkpoint holds weights only: say which statistics it was trained with, so export/bench get the same.
+    console.print(f"wrote {path} (trained with {prep.describe()}; give export, compile and bench the same "
+                  f"--mean {','.join(f'{v:g}' for v in prep.mean)} --std {','.join(f'{v:g}' for v in prep.std)})",
+                  markup=False, highlight=False)
 
-
-def _val_or_none(val_spec: str, data: str) -> str | None:
-    """Validation only where the source has a separate test split (digits, CIFAR)."""
-    from pathlib import Path as _P
-
-    base = data.rsplit(":", 1)[0] if data.endswith((":train", ":test", ":all")) else data
-    if base == "digits":
-        return val_spec
-    p = _P(base)
-    if p.is_dir() and ((p / "batches.meta").exists() or (p / "meta").exists() or any(p.glob("cifar-*"))):
-        return val_spec
-    return None if val_spec.endswith(":test") and val_spec.startswith(base) else val_spec

@@ -15,7 +15,6 @@ A spec is a string given to ``--data``, ``--calib`` and ``--eval``:
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ class Dataset:
         h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
         return h.hexdigest()
 
-    def take(self, index: np.ndarray, description: str | None = None) -> "Dataset":
+    def take(self, index: np.ndarray, description: str | None = None) -> Dataset:
         return Dataset(self.images[index], self.labels[index], self.class_names, description or self.description, self.skipped)
 
 
@@ -72,6 +71,27 @@ def _no_splits(spec: str, named: str | None, kind: str) -> None:
             f"data set {spec}: {kind} has no train/test splits, so ':{named}' cannot be honoured; drop ':{named}' "
             "and give separate folders or .npz files for calibration and evaluation"
         )
+
+
+def has_splits(spec: str) -> bool:
+    """Whether the source of ``spec`` has its own train/test splits (digits, a CIFAR folder)."""
+    base, _ = _split_spec(str(spec))
+    if base == "digits":
+        return True
+    path = Path(base).expanduser()
+    return path.is_dir() and _find_cifar(path) is not None
+
+
+def validation_spec(data: str, val: str | None = None) -> str | None:
+    """What training validates on: ``val`` when given, else the test split of ``data`` where it has one.
+
+    A source without splits (an image folder, an .npz) gets no validation set
+    rather than its own training images under another name.
+    """
+    if val is not None:
+        return val
+    base, _ = _split_spec(str(data))
+    return f"{base}:test" if has_splits(base) else None
 
 
 def load_dataset(spec: str, split: str = "test", size: tuple[int, int] | None = None) -> Dataset:
@@ -132,8 +152,9 @@ def _load_npz(path: Path) -> Dataset:
             names = [str(n) for n in np.asarray(f["labels"]).reshape(-1)] if "labels" in f else None
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, TypeError, MemoryError, NotImplementedError) as exc:
-        # A truncated zip, a member that is not a .npy, an object array (pickles are refused).
+    except Exception as exc:
+        # zipfile, zlib and numpy raise many types for a truncated or altered file (BadZipFile,
+        # zlib.error, EOFError, ValueError for an object array, ...): all mean the same to the user.
         raise DataError(f"{path} is not a readable .npz ({type(exc).__name__}); re-create it with pack-eval or numpy.savez") from None
     y = labels_array(y_raw, str(path))
     if x.dtype not in (np.uint8, np.float32) or x.ndim != 4 or len(x) != len(y):

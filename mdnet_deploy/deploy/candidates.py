@@ -105,7 +105,9 @@ class BuildOptions:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     trust_pickle: bool = False
-    #: extra keyword arguments for quantize_model (e.g. the judge's evaluate hook)
+    #: runtime that judges the fallback search of the TFLite-form INT8 ONNX (None: ONNX Runtime, quantize's default)
+    judge: str | None = None
+    #: extra keyword arguments for quantize_model
     quantize_extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -150,11 +152,19 @@ class Intermediates:
             o = self.options
             out = self.dir / f"model.int8-{target}.onnx"
             notes: list[str] = []
-            self.say(f"quantize: INT8 QDQ for {target} (accuracy guard on the host)")
+            judge_name = o.judge if (o.judge and target == "tflite") else None
+            judge = None
+            self.say(f"quantize: INT8 QDQ for {target} (accuracy guard judged by {judge_name or 'onnxruntime'} on this machine)")
             try:
+                extra = dict(o.quantize_extra)
+                if judge_name:
+                    from .judge import make_judge
+
+                    judge = make_judge(judge_name, self.float_onnx(), o.calib, o.eval_spec, calib_size=o.calib_size,
+                                       eval_size=o.eval_size, trust_pickle=o.trust_pickle)
+                    extra["evaluate"] = judge
                 result = quantize_model(self.float_onnx(), out, o.calib, calib_size=o.calib_size, eval_spec=o.eval_spec,
-                                        eval_size=o.eval_size, max_drop=o.max_drop, target=target, force=True,
-                                        **o.quantize_extra)
+                                        eval_size=o.eval_size, max_drop=o.max_drop, target=target, force=True, **extra)
                 self._int8[target] = (result.path, None, notes)
             except AccuracyBudgetError as exc:
                 kept = getattr(exc, "result", None)
@@ -165,6 +175,9 @@ class Intermediates:
                     self._int8[target] = (kept.path, None, notes)
             except MdnetDeployError as exc:
                 self._int8[target] = (None, f"quantize failed: {exc}", notes)
+            finally:
+                if judge is not None and hasattr(judge, "close"):
+                    judge.close()
         path, error, notes = self._int8[target]
         if path is None:
             raise _StepFailed(error or "quantize failed")

@@ -188,8 +188,10 @@ def prepare_output(config: DeployConfig, devices: Sequence[DeviceRun]) -> Path:
     ensure_writable_dir(out)
     if config.force:
         for p in present:
-            if p.is_dir():
-                _clear_device_dir(p) if p.name != "build" else shutil.rmtree(p)
+            if p == out / "build":
+                shutil.rmtree(p)  # intermediates only: deploy made everything in it
+            elif p.is_dir():
+                _clear_device_dir(p)
     return out
 
 
@@ -269,7 +271,7 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
     opts = BuildOptions(
         checkpoint=Path(config.checkpoint), calib=config.calib, eval_spec=config.eval_spec, calib_size=config.calib_size,
         eval_size=config.eval_size, max_drop=config.max_drop, mean=config.mean, std=config.std,
-        trust_pickle=config.trust_pickle, quantize_extra=dict(quantize_extra or {}),
+        trust_pickle=config.trust_pickle, judge=config.judge, quantize_extra=dict(quantize_extra or {}),
     )
     inter = Intermediates(opts, build_dir, say)
     float_onnx = inter.float_onnx()
@@ -323,7 +325,7 @@ def _pack_eval(config: DeployConfig, float_onnx: Path, build_dir: Path, say: Pro
     meta = read_meta(float_onnx)
     assert meta is not None
     say(f"packing {config.eval_spec} for the devices")
-    packed = pack_eval(config.eval_spec, build_dir / "eval.npz", size=tuple(meta.preprocessing.size), limit=config.eval_size)
+    packed = pack_eval(config.eval_spec, build_dir / "eval.npz", size=(int(meta.preprocessing.size[0]), int(meta.preprocessing.size[1])), limit=config.eval_size)
     if packed.num_classes != meta.num_classes:
         raise InputError(f"--eval {config.eval_spec} has {packed.num_classes} classes but the model has {meta.num_classes}; "
                          "give the matching test set")

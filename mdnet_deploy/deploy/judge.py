@@ -1,29 +1,30 @@
-"""Judges for the INT8 fallback search: the runtime that will run the model says whether a step meets the budget.
+"""Judges for quantize's fallback search: the runtime that will run the model scores each guard step.
 
-quantize's accuracy guard tries float-fallback sets (the ``k`` most
-sensitive layers float) and keeps the smallest that meets ``--max-drop``.
-By default each step is scored by ONNX Runtime on the workstation; a TFLite
-deployment is then guarded on kernels it will never run (issue 6 measured
-98.49 % on aarch64 and 98.24 % on x86 for one file). A judge scores a step
-on the target runtime's kernels instead:
+quantize's accuracy guard tries float-fallback sets and keeps the smallest
+that meets ``--max-drop``. Its ``evaluate`` hook
+(:data:`mdnet_deploy.calibration.pipeline.ModelEvaluator`) is called with
+the float parent ONNX first, then with each step's QDQ ONNX, and returns a
+:class:`~mdnet_deploy.calibration.pipeline.Score`. By default ONNX Runtime
+on the workstation scores them; for a TFLite deployment that guards the
+budget on kernels the device never runs (issue 6: one INT8 file gave
+98.49 % on aarch64 kernels, 98.24 % on x86). The judges here plug into that
+hook:
 
-* :class:`OnnxRuntimeJudge`: the step's QDQ ONNX in ONNX Runtime (today's guard).
-* :class:`TfliteJudge`: the same float-fallback set converted to a
-  full-integer TFLite file (the ``compile --target tflite`` conversion:
-  PT2E calibration on the same images, litert-torch), run by the LiteRT
-  interpreter.
+* :class:`OnnxRuntimeJudge`: the ONNX file itself in ONNX Runtime (CPU).
+* :class:`TfliteJudge`: the checkpoint converted the way ``compile --target
+  tflite`` does it (fp32 for the float parent; for a step, full-integer with
+  that step's float layers, calibrated on the same images), scored by the
+  LiteRT interpreter. Files are cached by float set: the guard's
+  bisection revisits sizes.
 
-A judge is a plain callable ``judge(step_model, float_nodes) -> JudgeScore``
-so it plugs into the guard's evaluate hook without importing the guard.
-Workstation-side (needs torch for TFLite).
+Workstation-side (onnx; torch and litert-torch for TFLite).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,22 +34,15 @@ from ..metrics import topk_accuracy
 JUDGES = ("onnxruntime", "tflite")
 
 
-@dataclass
-class JudgeScore:
-    top1: float  # percent
-    top5: float
-    logits: np.ndarray  # (N, classes), for agreement with the float model
-    judge: str
+def _score(logits: np.ndarray, labels: np.ndarray) -> Any:
+    from ..calibration.pipeline import Score
 
-
-class Judge(Protocol):
-    name: str
-
-    def __call__(self, step_model: str | Path, float_nodes: Sequence[str]) -> JudgeScore: ...
+    acc = topk_accuracy(logits, labels)
+    return Score(acc["top1"], acc["top5"], logits)
 
 
 class OnnxRuntimeJudge:
-    """Scores the step's QDQ ONNX with ONNX Runtime on this machine (CPU)."""
+    """Scores an ONNX file with ONNX Runtime on this machine (what quantize does by default)."""
 
     name = "onnxruntime"
 
@@ -57,22 +51,29 @@ class OnnxRuntimeJudge:
         self.labels = np.asarray(labels)
         self.batch = batch
 
-    def __call__(self, step_model: str | Path, float_nodes: Sequence[str] = ()) -> JudgeScore:
+    def __call__(self, model_path: str | Path) -> Any:
         from ..runtimes.onnxruntime import run_onnx
 
-        logits = run_onnx(str(step_model), self.x, batch=self.batch)
-        acc = topk_accuracy(logits, self.labels)
-        return JudgeScore(acc["top1"], acc["top5"], logits, self.name)
+        return _score(run_onnx(str(model_path), self.x, batch=self.batch), self.labels)
+
+
+def float_layers(qdq_path: str | Path) -> list[str] | None:
+    """ONNX nodes of the quantizable layers that read no dequantized input; None for a model without Q/DQ (the float parent)."""
+    import onnx
+
+    from ..calibration.graph import find_candidates
+    from ..calibration.qdq import quantized_nodes
+
+    model = onnx.load(str(qdq_path))
+    if not any(n.op_type == "DequantizeLinear" for n in model.graph.node):
+        return None
+    names = [c.name for c in find_candidates(model)]
+    quantized = quantized_nodes(model, names)
+    return [n for n in names if n not in quantized]
 
 
 class TfliteJudge:
-    """Scores a float-fallback set on the LiteRT interpreter's int8 kernels.
-
-    Each call converts the checkpoint with the step's float layers (ONNX node
-    names mapped to torch modules) and the given calibration images, then
-    evaluates with LiteRT; converted files are cached by fallback set, since
-    the guard's bisection revisits sizes.
-    """
+    """Scores the model a guard step describes on the LiteRT interpreter's kernels (see the module docstring)."""
 
     name = "tflite"
 
@@ -90,60 +91,74 @@ class TfliteJudge:
         self.observer = observer
         self.threads = threads
         self._tmp = tempfile.TemporaryDirectory(prefix="mdnet-judge-tflite-")
-        self._cache: dict[frozenset[str], JudgeScore] = {}
+        self._cache: dict[frozenset[str] | None, Any] = {}
+        self._modules = {name for name, _ in self.ckpt.model.named_modules()}
 
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def __enter__(self) -> "TfliteJudge":
+    def __enter__(self) -> TfliteJudge:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def float_modules(self, float_nodes: Sequence[str]) -> list[str]:
+    def float_modules(self, nodes: list[str]) -> list[str]:
         from ..export.tflite.source import onnx_node_module
 
-        names = {name for name, _ in self.ckpt.model.named_modules()}
-        return sorted({m for m in (onnx_node_module(n) for n in float_nodes) if m and m in names})
+        return sorted({m for m in (onnx_node_module(n) for n in nodes) if m and m in self._modules})
 
-    def __call__(self, step_model: str | Path | None, float_nodes: Sequence[str]) -> JudgeScore:
-        modules = self.float_modules(float_nodes)
-        key = frozenset(modules)
+    def __call__(self, model_path: str | Path) -> Any:
+        nodes = float_layers(model_path)
+        key = None if nodes is None else frozenset(self.float_modules(nodes))
         if key not in self._cache:
             path = Path(self._tmp.name) / f"step-{len(self._cache)}.tflite"
-            path.write_bytes(self._convert(modules))
-            logits = self._run(path)
-            acc = topk_accuracy(logits, self.labels)
-            self._cache[key] = JudgeScore(acc["top1"], acc["top5"], logits, self.name)
+            path.write_bytes(self._convert(None if key is None else sorted(key)))
+            self._cache[key] = _score(self._run(path, "fp32" if key is None else "int8"), self.labels)
         return self._cache[key]
 
-    def _convert(self, modules: list[str]) -> bytes:
+    def _convert(self, float_modules: list[str] | None) -> bytes:
         from ..export.tflite import convert as tc
         from ..export.tflite.compile import _set_io
 
-        prepared, quantizer = tc.prepare_int8(self.ckpt.model, self.size, modules, self.observer)
+        if float_modules is None:  # the float parent: fp32 TFLite, the judge's float reference
+            return tc.convert_float(self.ckpt.model, 1, self.size)
+        prepared, quantizer = tc.prepare_int8(self.ckpt.model, self.size, float_modules, self.observer)
         tc.calibrate(prepared, self.calib_x)
         return _set_io(tc.finish_int8(prepared, quantizer, 1, self.size), "float")
 
-    def _run(self, path: Path) -> np.ndarray:
+    def _run(self, path: Path, precision: str) -> np.ndarray:
         from ..artifact import ArtifactMeta, TensorSpec
         from ..export.tflite.verify import tflite_logits
         from ..runtimes.tflite import TfliteRunner
 
         n = self.ckpt.num_classes
-        meta = ArtifactMeta(format="tflite", precision="int8", num_classes=n,
+        meta = ArtifactMeta(format="tflite", precision=precision, num_classes=n,
                             input=TensorSpec(name="input", shape=[1, *self.size, 3], layout="NHWC"),
                             output=TensorSpec(name="logits", shape=[1, n], layout="NC"))
-        with TfliteRunner(path, meta, threads=self.threads) as runner:
+        runner = TfliteRunner(path, meta, threads=self.threads)
+        with runner:
             return tflite_logits(runner, self.x)  # runners take NCHW float and lay it out themselves
 
 
-def make_judge(name: str, **inputs: Any) -> Any:
-    """``onnxruntime`` needs eval_x, labels; ``tflite`` also checkpoint and calib_x."""
+def make_judge(name: str, float_onnx: str | Path, calib_spec: str, eval_spec: str, *, calib_size: int = 512,
+               eval_size: int | None = None, trust_pickle: bool = False) -> Any:
+    """A judge for ``quantize_model(..., evaluate=judge)`` on the same images quantize would use.
+
+    Preprocessing and the checkpoint come from the float ONNX's metadata.
+    """
+    from ..artifact import read_meta
+    from ..calibration.calib_data import load_images
+
+    if name not in JUDGES:
+        raise InputError(f"--judge '{name}' is not known; choose one of {', '.join(JUDGES)}")
+    meta = read_meta(float_onnx)
+    assert meta is not None
+    ev = load_images(eval_spec, "test", meta.preprocessing, eval_size, "evaluation", lambda _w: None)
     if name == "onnxruntime":
-        return OnnxRuntimeJudge(inputs["eval_x"], inputs["labels"])
-    if name == "tflite":
-        return TfliteJudge(inputs["checkpoint"], inputs["calib_x"], inputs["eval_x"], inputs["labels"],
-                           trust_pickle=bool(inputs.get("trust_pickle", False)))
-    raise InputError(f"--judge '{name}' is not known; choose one of {', '.join(JUDGES)}")
+        return OnnxRuntimeJudge(ev.x, ev.labels)
+    ckpt = (meta.checkpoint or {}).get("path")
+    if not ckpt or not Path(ckpt).is_file():
+        raise InputError(f"the TFLite judge converts the checkpoint {float_onnx} records ({ckpt}), which is not there; re-export it")
+    calib = load_images(calib_spec, "train", meta.preprocessing, calib_size, "calibration", lambda _w: None)
+    return TfliteJudge(ckpt, calib.x, ev.x, ev.labels, trust_pickle=trust_pickle)

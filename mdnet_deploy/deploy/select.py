@@ -11,8 +11,8 @@ tested with rows whose latencies are given. The rules, in order:
    more than ``max_drop`` points of top-1 (over budget).
 3. Among the rest the best ``objective`` figure wins (p50 latency, joules
    per image, file size), ties broken by higher top-1 then smaller file.
-   Rows whose timing is known to be unreliable (``unstable``) only win when
-   no stable row is within budget.
+   For latency and energy, rows whose timing is known to be unreliable
+   (``unstable``) only win when no stable row is within budget.
 4. No candidate within budget: no winner; the over-budget candidate with the
    smallest drop is named ``best_over_budget`` so the caller can keep it
    under a different name.
@@ -140,13 +140,15 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
             verdicts[m.name] = Verdict(m.name, LOST, "", drop)
             eligible.append(m)
 
-    stable = [m for m in eligible if m.status != "unstable"]
+    # Unstable timing matters for latency and energy only: a file's size is what it is.
+    timed = objective != "size"
+    stable = [m for m in eligible if m.status != "unstable"] if timed else eligible
     pool = stable or eligible
     if pool:
         best = min(pool, key=lambda m: _key(m, objective))
         best_metric = best.metric(objective)
         assert best_metric is not None
-        note = " (its timing is unstable: no stable candidate was within budget)" if best.status == "unstable" else ""
+        note = " (its timing is unstable: no stable candidate was within budget)" if timed and best.status == "unstable" else ""
         verdicts[best.name] = Verdict(
             best.name, CHOSEN,
             f"best {objective} within budget: {_objective_phrase(objective, best_metric)}, "
@@ -156,7 +158,7 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
                 continue
             value = m.metric(objective)
             assert value is not None
-            if m.status == "unstable" and best.status != "unstable":
+            if timed and m.status == "unstable" and best.status != "unstable":
                 verdicts[m.name].reason = f"unstable: {m.reason or 'timing not reliable'}"
                 continue
             if value > best_metric:

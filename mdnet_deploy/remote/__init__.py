@@ -12,7 +12,7 @@ package costs nothing on a device.
 
 from __future__ import annotations
 
-from .bench import build_remote_engine, check_remote_device, run_remote_bench
+from .bench import RemoteOptions, build_remote_engine, check_remote_device, run_remote_bench
 from .fleet import failed_rows, run_fleet
 from .inventory import load_inventory
 from .target import DEVICE_KINDS, DeviceTarget, parse_target
@@ -20,6 +20,7 @@ from .target import DEVICE_KINDS, DeviceTarget, parse_target
 __all__ = [
     "DEVICE_KINDS",
     "DeviceTarget",
+    "RemoteOptions",
     "build_remote_engine",
     "check_remote_device",
     "failed_rows",

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,6 +28,38 @@ BENCH_RESERVED = ("--model", "-m", "--eval", "--json", "--device", "--host", "--
 COMPILE_RESERVED = ("--target", "-o", "--output")
 
 SessionFactory = Callable[..., Session]
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How to reach a device and run a job there: one set for bench, engine builds and checks.
+
+    The functions below take ``options=RemoteOptions(...)`` and/or the same
+    fields as keywords (keywords win), so a caller names only what it changes.
+    """
+
+    setup: bool = False
+    identity: str | os.PathLike[str] | None = None
+    accept_new_host_key: bool = False
+    keep_remote: bool = False
+    timeout: float = 3600.0
+    known_hosts: str | os.PathLike[str] | None = None
+    remote_root: str = DEFAULT_REMOTE_ROOT
+    remote_python: str = "python3"
+    extra_packages: Sequence[str] = ()
+    connect_timeout: float = 15.0
+    io_timeout: float = 60.0
+    setup_timeout: float = 1800.0
+    wheel: str | os.PathLike[str] | None = None
+    session_factory: SessionFactory = Session
+
+    @classmethod
+    def of(cls, options: RemoteOptions | None = None, **overrides: Any) -> RemoteOptions:
+        base = options or cls()
+        unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"unknown remote option(s): {', '.join(unknown)}")
+        return replace(base, **overrides)
 
 
 def _noop(_: str) -> None:
@@ -69,39 +102,27 @@ def compile_argv(python: str, wheel: str, onnx: str, engine: str, extra: Sequenc
 class _Run:
     """Shared steps of a remote job: wheel, connection, work folder, venv."""
 
-    def __init__(
-        self,
-        target: DeviceTarget,
-        *,
-        identity: str | os.PathLike[str] | None,
-        accept_new_host_key: bool,
-        known_hosts: str | os.PathLike[str] | None,
-        connect_timeout: float,
-        io_timeout: float,
-        progress: Progress | None,
-        session_factory: SessionFactory,
-    ) -> None:
-        if identity:
-            target = target.with_(identity=str(Path(identity).expanduser()))
+    def __init__(self, target: DeviceTarget, options: RemoteOptions, progress: Progress | None) -> None:
+        if options.identity:
+            target = target.with_(identity=str(Path(options.identity).expanduser()))
         self.target = target
+        self.options = options
         self.progress = progress or _noop
-        self._make = lambda: session_factory(
-            target, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
-            connect_timeout=connect_timeout, io_timeout=io_timeout,
+        self._make = lambda: options.session_factory(
+            target, accept_new_host_key=options.accept_new_host_key, known_hosts=options.known_hosts,
+            connect_timeout=options.connect_timeout, io_timeout=options.io_timeout,
         ).connect()
 
     def connect(self) -> Session:
         self.progress(f"connecting to {self.target.address}")
         return self._make()
 
-    def prepare(
-        self, ws: Workspace, wheel: Path, payload: Sequence[Path], setup: bool, python: str,
-        extra_packages: Sequence[str], setup_timeout: float,
-    ) -> str:
+    def prepare(self, ws: Workspace, wheel: Path, payload: Sequence[Path], extra_packages: Sequence[str]) -> str:
+        o = self.options
         ws.check_space([wheel, *payload])
         wheel_remote = ws.upload(wheel, wheel.name)
-        if setup:
-            ws.setup_venv(self.target.device, python, wheel_remote, extra_packages, setup_timeout)
+        if o.setup:
+            ws.setup_venv(self.target.device, o.remote_python, wheel_remote, extra_packages, o.setup_timeout)
         elif not ws.info.get("venv_exists"):
             raise InputError(
                 f"{self.target.label}: no mdnet-deploy venv on the device ({ws.info['venv']}); re-run with --setup once"
@@ -114,22 +135,10 @@ def run_remote_bench(
     models: Sequence[str | os.PathLike[str]],
     eval_npz: str | os.PathLike[str] | None = None,
     bench_args: Sequence[str] = (),
+    options: RemoteOptions | None = None,
     *,
-    setup: bool = False,
-    identity: str | os.PathLike[str] | None = None,
-    accept_new_host_key: bool = False,
-    keep_remote: bool = False,
-    timeout: float = 3600.0,
     progress: Progress | None = None,
-    known_hosts: str | os.PathLike[str] | None = None,
-    remote_root: str = DEFAULT_REMOTE_ROOT,
-    remote_python: str = "python3",
-    extra_packages: Sequence[str] = (),
-    connect_timeout: float = 15.0,
-    io_timeout: float = 60.0,
-    setup_timeout: float = 1800.0,
-    wheel: str | os.PathLike[str] | None = None,
-    session_factory: SessionFactory = Session,
+    **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Bench ``models`` on one device; return its result rows (bench schema).
 
@@ -146,15 +155,12 @@ def run_remote_bench(
     if eval_path is not None and eval_path.suffix.lower() != ".npz":
         raise InputError(f"evaluation set {eval_path} must be a packed .npz (make one with mdnet-deploy pack-eval)")
     extra = reject_reserved(bench_args, BENCH_RESERVED, "bench options")
-    job = _Run(
-        target, identity=identity, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
-        connect_timeout=connect_timeout, io_timeout=io_timeout, progress=progress, session_factory=session_factory,
-    )
+    opts = RemoteOptions.of(options, **overrides)
+    job = _Run(target, opts, progress)
     sidecars = [sidecar_path(m) for m in model_paths if sidecar_path(m).is_file()]
     payload = [*model_paths, *sidecars, *([eval_path] if eval_path else [])]
-    with _device_workspace(job, wheel, f"mdnet-venv-{job.target.device}", remote_python, remote_root, keep_remote,
-                           io_timeout) as (tmp, wheel_path, session, ws):
-        wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, extra_packages, setup_timeout)
+    with _device_workspace(job, f"mdnet-venv-{job.target.device}") as (tmp, wheel_path, session, ws):
+        wheel_remote = job.prepare(ws, wheel_path, payload, opts.extra_packages)
         remote_models: list[str] = []
         for i, m in enumerate(model_paths):
             # One folder per model: two artifacts may share a file name.
@@ -167,7 +173,8 @@ def run_remote_bench(
         argv = bench_argv(ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra)
         job.progress(f"running bench on {job.target.label}")
         # In its own process group: Ctrl-C, SIGTERM or the time-out stop the device-side bench too.
-        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote bench", group=remote_python)
+        res = session.run(argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote bench",
+                          group=opts.remote_python)
         if res.exit_status not in (0, BenchFailedError.exit_code):
             raise BenchFailedError(
                 f"{job.target.label}: bench on the device failed (exit {res.exit_status}): {_hint(res.last_error)}"
@@ -183,7 +190,7 @@ def run_remote_bench(
             ) from None
         if not isinstance(rows, list):
             raise BenchFailedError(f"{job.target.label}: the device bench wrote {type(rows).__name__}, not a list of rows")
-        back = {r: str(l) for r, l in zip(remote_models, model_paths)}
+        back = {remote: str(local) for remote, local in zip(remote_models, model_paths)}
         return [_annotate(row, back, job.target, ws.info) for row in rows]
 
 
@@ -221,21 +228,10 @@ def build_remote_engine(
     onnx: str | os.PathLike[str],
     output: str | os.PathLike[str],
     compile_args: Sequence[str] = (),
+    options: RemoteOptions | None = None,
     *,
-    setup: bool = False,
-    identity: str | os.PathLike[str] | None = None,
-    accept_new_host_key: bool = False,
-    keep_remote: bool = False,
-    timeout: float = 3600.0,
     progress: Progress | None = None,
-    known_hosts: str | os.PathLike[str] | None = None,
-    remote_root: str = DEFAULT_REMOTE_ROOT,
-    remote_python: str = "python3",
-    connect_timeout: float = 15.0,
-    io_timeout: float = 60.0,
-    setup_timeout: float = 1800.0,
-    wheel: str | os.PathLike[str] | None = None,
-    session_factory: SessionFactory = Session,
+    **overrides: Any,
 ) -> Path:
     """Build a TensorRT engine from ``onnx`` on a Jetson; fetch it to ``output``.
 
@@ -248,22 +244,20 @@ def build_remote_engine(
     onnx_path = _check_files([onnx], "ONNX model")[0]
     output = Path(output)
     extra = reject_reserved(compile_args, COMPILE_RESERVED, "compile options")
-    job = _Run(
-        target, identity=identity, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
-        connect_timeout=connect_timeout, io_timeout=io_timeout, progress=progress, session_factory=session_factory,
-    )
+    opts = RemoteOptions.of(options, **overrides)
+    job = _Run(target, opts, progress)
     side = sidecar_path(onnx_path)
     payload = [onnx_path, *([side] if side.is_file() else [])]
-    with _device_workspace(job, wheel, "mdnet-venv-jetson", remote_python, remote_root, keep_remote,
-                           io_timeout) as (tmp, wheel_path, session, ws):
-        wheel_remote = job.prepare(ws, wheel_path, payload, setup, remote_python, (), setup_timeout)
+    with _device_workspace(job, "mdnet-venv-jetson") as (tmp, wheel_path, session, ws):
+        wheel_remote = job.prepare(ws, wheel_path, payload, ())
         remote_onnx = ws.upload(onnx_path, onnx_path.name)
         if side.is_file():
             ws.upload(side, side.name)
         remote_engine = ws.remote_path(output.name)
         argv = compile_argv(ws.venv_python, wheel_remote, remote_onnx, remote_engine, extra)
         job.progress(f"building the TensorRT engine on {job.target.label}")
-        res = session.run(argv, timeout=timeout, on_stderr=job.progress, what="the remote engine build", group=remote_python)
+        res = session.run(argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote engine build",
+                          group=opts.remote_python)
         if res.exit_status != 0:
             raise UnavailableError(
                 f"{job.target.label}: the TensorRT engine build failed on the device (exit {res.exit_status}): "
@@ -289,68 +283,52 @@ RUNTIME_IMPORTS = {"rpi": "ai_edge_litert.interpreter", "jetson": "tensorrt"}
 
 def check_remote_device(
     target: DeviceTarget,
+    options: RemoteOptions | None = None,
     *,
-    setup: bool = False,
-    identity: str | os.PathLike[str] | None = None,
-    accept_new_host_key: bool = False,
     progress: Progress | None = None,
-    known_hosts: str | os.PathLike[str] | None = None,
-    remote_root: str = DEFAULT_REMOTE_ROOT,
-    remote_python: str = "python3",
-    extra_packages: Sequence[str] = (),
-    connect_timeout: float = 15.0,
-    io_timeout: float = 60.0,
-    setup_timeout: float = 1800.0,
-    wheel: str | os.PathLike[str] | None = None,
-    session_factory: SessionFactory = Session,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Connect, optionally ``--setup``, and report what the device side has.
 
     Returns ``{"machine", "python", "emulated", "venv", "version",
     "runtime": {"module", "ok", "reason"}}``; for ``doctor --host`` and tests.
     """
-    job = _Run(
-        target, identity=identity, accept_new_host_key=accept_new_host_key, known_hosts=known_hosts,
-        connect_timeout=connect_timeout, io_timeout=io_timeout, progress=progress, session_factory=session_factory,
-    )
-    with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
-        wheel_path = Path(wheel) if wheel else build_wheel(tmp)
-        with job.connect() as session, open_workspace(
-            session, python=remote_python, root=remote_root, venv_name=f"mdnet-venv-{job.target.device}",
-            keep_remote=False, timeout=io_timeout, progress=job.progress, reconnect=job._make,
-        ) as ws:
-            wheel_remote = job.prepare(ws, wheel_path, [], setup, remote_python, extra_packages, setup_timeout)
-            env = ["env", f"PYTHONPATH={wheel_remote}"]
-            res = session.run([*env, ws.venv_python, "-m", "mdnet_deploy", "--version"], timeout=io_timeout,
-                              what="mdnet-deploy --version")
-            if res.exit_status != 0:
-                raise UnavailableError(f"{job.target.label}: mdnet-deploy does not start on the device: {_hint(res.last_error)}")
-            module = RUNTIME_IMPORTS[job.target.device]
-            rt = session.run([*env, ws.venv_python, "-c", f"import {module}"], timeout=io_timeout, what="runtime check")
-            return {
-                "machine": ws.info.get("machine"),
-                "python": ".".join(map(str, ws.info.get("python", []))),
-                "emulated": bool(ws.info.get("emulated")),
-                "venv": ws.info.get("venv"),
-                "version": (res.stdout.strip().splitlines() or [""])[-1],
-                "runtime": {"module": module, "ok": rt.exit_status == 0,
-                            "reason": None if rt.exit_status == 0 else rt.last_error},
-            }
+    opts = RemoteOptions.of(options, **overrides)
+    # A check leaves nothing behind on the device, whatever keep_remote says.
+    opts = replace(opts, keep_remote=False)
+    job = _Run(target, opts, progress)
+    with _device_workspace(job, f"mdnet-venv-{job.target.device}") as (_, wheel_path, session, ws):
+        wheel_remote = job.prepare(ws, wheel_path, [], opts.extra_packages)
+        env = ["env", f"PYTHONPATH={wheel_remote}"]
+        res = session.run([*env, ws.venv_python, "-m", "mdnet_deploy", "--version"], timeout=opts.io_timeout,
+                          what="mdnet-deploy --version")
+        if res.exit_status != 0:
+            raise UnavailableError(f"{job.target.label}: mdnet-deploy does not start on the device: {_hint(res.last_error)}")
+        module = RUNTIME_IMPORTS[job.target.device]
+        rt = session.run([*env, ws.venv_python, "-c", f"import {module}"], timeout=opts.io_timeout,
+                         what="runtime check")
+        return {
+            "machine": ws.info.get("machine"),
+            "python": ".".join(map(str, ws.info.get("python", []))),
+            "emulated": bool(ws.info.get("emulated")),
+            "venv": ws.info.get("venv"),
+            "version": (res.stdout.strip().splitlines() or [""])[-1],
+            "runtime": {"module": module, "ok": rt.exit_status == 0,
+                        "reason": None if rt.exit_status == 0 else rt.last_error},
+        }
 
 
 @contextlib.contextmanager
-def _device_workspace(
-    job: "_Run", wheel: str | os.PathLike[str] | None, venv_name: str, remote_python: str, remote_root: str,
-    keep_remote: bool, io_timeout: float,
-) -> Iterator[tuple[Path, Path, Session, Workspace]]:
+def _device_workspace(job: _Run, venv_name: str) -> Iterator[tuple[Path, Path, Session, Workspace]]:
     """Local temp folder, the package wheel (built unless given), the SSH session and the remote work folder.
 
     Everything is removed on the way out, on both sides, whatever happens inside.
     """
+    o = job.options
     with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
-        wheel_path = Path(wheel) if wheel else build_wheel(tmp)
+        wheel_path = Path(o.wheel) if o.wheel else build_wheel(tmp)
         with job.connect() as session, open_workspace(
-            session, python=remote_python, root=remote_root, venv_name=venv_name,
-            keep_remote=keep_remote, timeout=io_timeout, progress=job.progress, reconnect=job._make,
+            session, python=o.remote_python, root=o.remote_root, venv_name=venv_name,
+            keep_remote=o.keep_remote, timeout=o.io_timeout, progress=job.progress, reconnect=job._make,
         ) as ws:
             yield Path(tmp), wheel_path, session, ws

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from typing import Any, Callable, Sequence
 
-from ..errors import InputError, MdnetDeployError
+from ..errors import InputError, MdnetDeployError, one_line
 from .bench import run_remote_bench
-from .session import Progress
+from .session import Progress, cancel_running, cancelled
 from .target import DeviceTarget
 from .wheel import build_wheel
 
@@ -73,13 +73,15 @@ def run_fleet(
         wheel = options.pop("wheel", None) or build_wheel(tmp)
 
         def one(t: DeviceTarget) -> list[dict[str, Any]]:
+            if cancelled():  # interrupted before this device's turn: do not start it
+                raise KeyboardInterrupt
             try:
                 rows = bench(t, models, eval_npz, bench_args, progress=for_target(t), wheel=wheel, **options)
             except MdnetDeployError as exc:
                 for_target(t)(f"failed: {exc}")
                 return failed_rows(t, models, str(exc))
             except Exception as exc:  # a bug on one device must not sink the fleet
-                reason = f"unexpected error: {type(exc).__name__}: {exc}"
+                reason = f"unexpected error: {one_line(exc)}"
                 for_target(t)(f"failed: {reason}")
                 return failed_rows(t, models, reason)
             for row in rows:
@@ -88,5 +90,14 @@ def run_fleet(
             return rows
 
         with ThreadPoolExecutor(max_workers=min(max_parallel, len(targets)), thread_name_prefix="mdnet-fleet") as pool:
-            results = list(pool.map(one, targets))
+            try:
+                results = list(pool.map(one, targets))
+            except BaseException:
+                # Ctrl-C / SIGTERM land in this thread only: tell the workers, so each
+                # stops its device-side bench and cleans up before the pool is joined.
+                cancel_running()
+                raise
+            finally:
+                pool.shutdown(wait=True)
+                cancel_running(False)
     return [row for rows in results for row in rows]

@@ -15,6 +15,7 @@ import logging
 import os
 import shlex
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,22 @@ sys.stderr.flush()
 os.execvp(sys.argv[1], sys.argv[1:])
 """
 PGID_MARKER = "mdnet-pgid "
+
+# Set when the run is being interrupted: signals reach only the main thread,
+# so a fleet's worker threads learn it here, stop their device jobs and unwind.
+_CANCEL = threading.Event()
+
+
+def cancelled() -> bool:
+    return _CANCEL.is_set()
+
+
+def cancel_running(cancel: bool = True) -> None:
+    """Make every Session.run in any thread stop its remote job and raise KeyboardInterrupt (or clear that)."""
+    if cancel:
+        _CANCEL.set()
+    else:
+        _CANCEL.clear()
 
 
 def _noop(_: str) -> None:
@@ -434,6 +451,10 @@ class Session:
                     break
                 if not self.alive:
                     raise EOFError("connection lost")
+                if group is not None and _CANCEL.is_set():
+                    # The run was interrupted in another thread. Only long jobs stop here:
+                    # the clean-up commands that follow must still run.
+                    raise KeyboardInterrupt
                 if time.monotonic() > deadline:
                     channel.close()
                     raise UnavailableError(
@@ -456,10 +477,11 @@ class Session:
 
     def _stop_group(self, pgid: int) -> None:
         """SIGTERM the device-side process group, SIGKILL what is left after 2 s; never raises."""
+        # No `--` before the negative id: dash's kill (Debian's /bin/sh) rejects it.
         script = (
-            'kill -TERM -- "-$1" 2>/dev/null || exit 0; i=0; '
-            'while kill -0 -- "-$1" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
-            'kill -KILL -- "-$1" 2>/dev/null; exit 0'
+            'kill -TERM "-$1" 2>/dev/null || exit 0; i=0; '
+            'while kill -0 "-$1" 2>/dev/null && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
+            'kill -KILL "-$1" 2>/dev/null; exit 0'
         )
         with contextlib.suppress(Exception):
             if self.alive:

@@ -25,7 +25,7 @@ MANIFEST: tuple[tuple[tuple[str, ...], str], ...] = (
     (("device", "env", "tensorrt"), "TensorRT"),
     (("device", "env", "power_mode"), "power mode"),
     (("device", "env", "cpu_governor"), "CPU governor"),
-    (("device", "env", "clocks"), "clocks"),
+    (("conditions", "before", "cpu_freq_mhz"), "CPU clocks MHz (before a run)"),
     (("device", "env", "throttled"), "throttled"),
     (("device", "env", "temperatures_c"), "temperatures °C"),
     (("device", "env", "os"), "OS"),
@@ -33,24 +33,20 @@ MANIFEST: tuple[tuple[tuple[str, ...], str], ...] = (
     (("device", "env", "python"), "Python"),
     (("device", "env", "numpy"), "numpy"),
     (("device", "env", "emulated"), "emulated"),
-    (("conditions",), "run conditions"),
 )
 
 #: Settings that must match between rows of one device for their figures to compare.
 MUST_MATCH: tuple[tuple[tuple[str, ...], str], ...] = (
     (("device", "env", "power_mode"), "power mode"),
     (("device", "env", "cpu_governor"), "CPU governor"),
+    (("conditions", "before", "cpu_governor"), "CPU governor"),
     (("device", "env", "l4t_release"), "L4T release"),
-    (("device", "env", "clocks"), "clocks"),
-    (("conditions", "governor"), "governor"),
-    (("conditions", "cpu_mhz"), "CPU clock (MHz)"),
-    (("conditions", "throttled"), "throttling"),
-    (("device", "env", "throttled", "flags"), "throttle flags"),
+    (("conditions", "after", "throttled", "flags"), "throttle flags"),
     (("batch",), "batch size"),
     (("runtime", "threads"), "threads"),
 )
-#: Load average above this fraction of the cores: the run shared the CPU.
-LOAD_FRACTION = 0.5
+#: Rows whose hottest sensor differs by more than this ran at different temperatures (clocks follow heat).
+MAX_TEMP_SPREAD_C = 10.0
 
 
 def _text(v: Any) -> str:
@@ -78,6 +74,10 @@ def manifest(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
         values = [v for v in values if v != "-"] or ["-"]
         if values != ["-"]:
             out.append((label, " | ".join(values)))
+    loads = [x for x in (_load(r) for r in rows) if x is not None]
+    if loads:
+        lo, hi = min(x[0] for x in loads), max(x[0] for x in loads)
+        out.append(("load average during runs", f"{lo:.2f}" + (f" to {hi:.2f}" if hi != lo else "") + f" on {loads[0][1]} cores"))
     runtimes: dict[str, list[str]] = {}
     for r in rows:
         name = get(r, "runtime", "name")
@@ -115,11 +115,29 @@ def condition_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         for name, vs in versions.items():
             if len(vs) > 1:
                 warnings.append(f"{device}: rows ran on different {name} versions ({', '.join(sorted(vs))})")
-        for r in group:
-            cores = get(r, "device", "env", "cores_usable") or get(r, "device", "env", "cores")
-            for key in ("load_before", "load_after"):
-                load = get(r, "conditions", key)
-                if isinstance(load, (int, float)) and isinstance(cores, int) and cores > 0 and load > LOAD_FRACTION * cores:
-                    warnings.append(f"{device}: {row_label(r)} ran under load ({key.replace('_', ' ')} {load:.2f} on {cores} cores)")
-                    break
-    return warnings
+        loaded = {row_label(r): load for r in group for load in [_load(r)] if load is not None}
+        busy = [who for who, (load, cores) in loaded.items() if load > cores]
+        calm = [who for who, (load, cores) in loaded.items() if load <= cores / 2]
+        if busy and calm:
+            warnings.append(f"{device}: some rows ran under load ({', '.join(busy[:3])}) and others did not "
+                            f"({', '.join(calm[:3])}); their latencies do not compare")
+        temps = {row_label(r): t for r in group for t in [_hottest(r)] if t is not None}
+        if temps and max(temps.values()) - min(temps.values()) > MAX_TEMP_SPREAD_C:
+            hot, cold = max(temps, key=temps.get), min(temps, key=temps.get)  # type: ignore[arg-type]
+            warnings.append(f"{device}: rows started at different temperatures ({hot} {temps[hot]:.0f} °C, "
+                            f"{cold} {temps[cold]:.0f} °C); clocks follow heat")
+    return list(dict.fromkeys(warnings))
+
+
+def _load(row: Mapping[str, Any]) -> tuple[float, int] | None:
+    """(highest 1-minute load average before/after the run, usable cores)."""
+    cores = get(row, "conditions", "cores")
+    loads = [get(row, "conditions", w, "loadavg") for w in ("before", "after")]
+    firsts = [v[0] for v in loads if isinstance(v, list) and v and isinstance(v[0], (int, float))]
+    return (max(firsts), cores) if firsts and isinstance(cores, int) and cores > 0 else None
+
+
+def _hottest(row: Mapping[str, Any]) -> float | None:
+    temps = get(row, "conditions", "before", "temperatures_c") or get(row, "device", "temperatures_c", "before")
+    values = [v for v in (temps or {}).values() if isinstance(v, (int, float))] if isinstance(temps, Mapping) else []
+    return max(values) if values else None

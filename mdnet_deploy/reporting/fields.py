@@ -1,9 +1,9 @@
 """What a result row says, read defensively: labels, status, metrics and their confidence intervals.
 
 Rows come from any version of ``bench`` (schema 1): keys that newer versions
-add (``stability``, ``conditions``, ``*_ci95``, status ``unstable``,
-``reasons``) are optional here, and a figure a row does not have is None,
-never zero.
+add (``conditions``, ``repeats.ci95_p50_ms``, ``accuracy.top1_ci95``,
+``latency_ms.cov``, status ``unstable``) are optional here, and a figure a
+row does not have is None, never zero.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ METRICS: dict[str, Metric] = {
                    ci_paths=(("accuracy", "top1_ci95"),), relative=False),
     "top5": Metric("top5", "top-5 %", ("accuracy", "top5"), True, ci_paths=(("accuracy", "top5_ci95"),), relative=False),
     "p50": Metric("p50", "p50 latency (ms)", ("latency_ms", "p50"), False,
-                  ci_paths=(("latency_ms", "p50_ci95"), ("stability", "p50_ci95"))),
+                  ci_paths=(("latency_ms", "p50_ci95"), ("repeats", "ci95_p50_ms"), ("stability", "p50_ci95"))),
     "p90": Metric("p90", "p90 latency (ms)", ("latency_ms", "p90"), False,
                   ci_paths=(("latency_ms", "p90_ci95"), ("stability", "p90_ci95"))),
     "p99": Metric("p99", "p99 latency (ms)", ("latency_ms", "p99"), False,

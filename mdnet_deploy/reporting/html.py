@@ -21,7 +21,17 @@ from ..fsutil import atomic_write_text
 from . import svg
 from .conditions import by_device, condition_warnings, manifest
 from .fields import (
-    METRICS, device_label, get, interval, latency_samples, model_name, reasons, row_label, runtime_name, status, usable,
+    METRICS,
+    device_label,
+    get,
+    interval,
+    latency_samples,
+    model_name,
+    reasons,
+    row_label,
+    runtime_name,
+    status,
+    usable,
     value,
 )
 from .load import Inputs
@@ -45,13 +55,13 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;
 h1{font-size:22px;margin:18px 0 4px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:3px;margin-top:30px}
 h3{font-size:15px;margin:18px 0 6px}nav a{margin-right:12px}.meta{color:#666}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:6px 10px;margin:8px 0}
-.note{color:#555;font-style:italic}table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+.note{color:#555;font-style:italic}table{border-collapse:collapse;margin:6px 0 12px;font-size:13px;max-width:100%}
 th,td{border-bottom:1px solid #e4e4e4;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f6f6;position:sticky;top:0}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th.asc:after{content:' ▲'}table.sortable th.desc:after{content:' ▼'}
 td.n{text-align:right;font-variant-numeric:tabular-nums}tr.hl td{background:#fff3b0}
 .s-ok{color:#1a7f37}.s-unstable{color:#b26b00;font-weight:600}.s-failed{color:#c62828;font-weight:600}
-.why{color:#666;font-size:12px;max-width:380px}figure{margin:10px 0 18px}figcaption{color:#555;font-size:13px}
+.why{color:#666;font-size:12px;max-width:300px}.why summary{cursor:pointer;color:#888}figure{margin:10px 0 18px}figcaption{color:#555;font-size:13px}
 svg.chart{max-width:100%;height:auto;font-size:11px;background:#fff}svg .axis{font-size:12px;fill:#333}
 svg .pl{font-size:10px;fill:#444}svg .bl{font-size:11px;fill:#222}svg .bv{font-size:10px;fill:#555}
 svg g.pt{cursor:default}svg g.pt.hl circle,svg g.pt.hl rect,svg g.pt.hl polygon{stroke:#000;stroke-width:2}
@@ -139,11 +149,22 @@ def _results_table_one(group: Sequence[Mapping[str, Any]], ids: _Ids) -> str:
             _td_num(mj, 3) if mj is not None or not usable(r) else '<td class="n" data-v="">unavailable</td>',
             _td_num(watts if isinstance(watts, (int, float)) else None, 2),
             f'<td class="s-{st}">{st}</td>',
-            f'<td class="why">{"<br>".join(escape(x) for x in reasons(r))}</td>',
+            f'<td class="why">{_reasons_cell(reasons(r))}</td>',
         ]
         out.append(f'<tr data-row="{ids(r)}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _reasons_cell(items: Sequence[str]) -> str:
+    """The first reason in full, the others folded (a <details> needs no script) so rows stay short."""
+    if not items:
+        return ""
+    first = escape(items[0])
+    if len(items) == 1:
+        return first
+    rest = "".join(f"<div>{escape(x)}</div>" for x in items[1:])
+    return f"{first}<details><summary>{len(items) - 1} more</summary>{rest}</details>"
 
 
 def _colors(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str], str]:
@@ -182,7 +203,7 @@ def _pareto_section(rows: Sequence[Mapping[str, Any]], ids: _Ids) -> str:
                 x_ci=interval(r, xk), y_ci=interval(r, yk), row_id=ids(r),
             ))
         fronts = []
-        for d_i, (device, group) in enumerate(by_device(pts_rows).items()):
+        for device, group in by_device(pts_rows).items():
             idx = [pts_rows.index(r) for r in group]
             front = pareto_front([(points[i].x, points[i].y) for i in idx], not METRICS[xk].higher_is_better,
                                  METRICS[yk].higher_is_better)
@@ -223,7 +244,7 @@ def _power_section(rows: Sequence[Mapping[str, Any]]) -> str:
         window = tr.get("window_s") or [0.0, 0.0]
         idle = tr.get("idle_w")
         hl = [(float(idle), f"idle {float(idle):.2f} W", "#2e7d32")] if isinstance(idle, (int, float)) else []
-        chart = svg.lines(f"power-{r.get('_source', '')}-{row_label(r)}", [svg.Series(tr["t_s"], tr["w"], row_label(r), svg.color(1))],
+        chart = svg.lines(f"power-{_slug(row_label(r))}", [svg.Series(tr["t_s"], tr["w"], row_label(r), svg.color(1))],
                           "time from start of the timed window (s)", "power (W)", band=(float(window[0]), float(window[1]), "timed window"),
                           hlines=hl, title=f"power trace {row_label(r)}", y_from_zero=True)
         scope = get(r, "energy", "scope") or ""
@@ -255,7 +276,7 @@ def _profile_section(rows: Sequence[Mapping[str, Any]]) -> str:
                         svg.color(0), f"{100 * float(x.get('share') or 0):.1f} %") for x in layers]
         blocks = [svg.Bar(str(b["block"]), float(b["ms"]), f"{b['block']}: {float(b['ms']):.4f} ms in {b.get('layers')} layers",
                           svg.color(2), f"{100 * float(b.get('share') or 0):.1f} %") for b in (p.get("blocks") or [])[:PROFILE_TOP]]
-        name = f"profile-{ids_safe(row_label(r))}"
+        name = f"profile-{_slug(row_label(r))}"
         out.append(head + f'<figure class="plot">{svg.hbars(name + "-layers", bars, "ms per call (median)", title="slowest layers")}'
                    f"<figcaption>The {len(layers)} slowest of {len(p.get('layers') or [])} layers ({escape(str(p.get('source')))}, "
                    f"{p.get('runs')} calls; {float(p.get('total_ms') or 0):.3f} ms over all layers). Names are MDNET modules where "
@@ -266,7 +287,7 @@ def _profile_section(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out) or '<p class="note">No row has a per-layer profile (run bench with --profile).</p>'
 
 
-def ids_safe(text: str) -> str:
+def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text)
 
 
@@ -295,7 +316,7 @@ def _quant_section(reports: Sequence[Mapping[str, Any]]) -> str:
                             + (f"\n{x.get('reason')}" if x.get("reason") else "") + ("\nkept in float" if x.get("float") else ""),
                             svg.color(1) if x.get("float") else svg.color(0),
                             f"{float(x['output_sqnr_db']):.1f} dB" + (" · float" if x.get("float") else "")) for x in sens]
-            out.append(f'<figure class="plot">{svg.hbars("sensitivity-" + ids_safe(src), bars, "output SQNR when only this layer is INT8 (dB, lower = more sensitive)", title="per-layer sensitivity")}'
+            out.append(f'<figure class="plot">{svg.hbars("sensitivity-" + _slug(src), bars, "output SQNR when only this layer is INT8 (dB, lower = more sensitive)", title="per-layer sensitivity")}'
                        f"<figcaption>The {len(sens)} most sensitive layers, most sensitive first; red: kept in float.</figcaption></figure>")
         elif get(q, "sensitivity", "skipped"):
             out.append(f'<p class="note">No sensitivity ranking: {escape(str(get(q, "sensitivity", "skipped")))}.</p>')
@@ -307,7 +328,7 @@ def _quant_section(reports: Sequence[Mapping[str, Any]]) -> str:
                     + (f"; added {', '.join(map(str, s.get('added') or []))}" if s.get("added") else "") for s, x, y in zip(steps, xs, ys)]
             budget = acc.get("max_drop")
             hl = [(float(budget), f"budget {float(budget):g} pts", "#c62828")] if isinstance(budget, (int, float)) else []
-            chart = svg.lines("guard-" + ids_safe(src), [svg.Series(xs, ys, "top-1 drop", svg.color(0), points=True, tooltips=tips)],
+            chart = svg.lines("guard-" + _slug(src), [svg.Series(xs, ys, "top-1 drop", svg.color(0), points=True, tooltips=tips)],
                               "layers kept in float", "top-1 drop vs float (points)", hlines=hl, title="accuracy guard steps",
                               x_integer=True)
             out.append(f'<figure class="plot">{chart}<figcaption>The accuracy guard: each step returns the most sensitive layers '

@@ -91,5 +91,5 @@ def load_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def _quant(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     obj = dict(obj)
-    obj["_source"] = path.name
+    obj["_source"] = str(path)  # as given: reports of several models are all called model.int8.report.json
     return obj

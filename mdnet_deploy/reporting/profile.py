@@ -75,6 +75,16 @@ def _first_onnx_name(name: str) -> str:
     return text.strip(" ()[]{}")
 
 
+def _is_inserted(name: str) -> bool:
+    """A node the runtime made (layout reorder, reformatting copy), not one of the model's ops.
+
+    Model ops keep the exporter's scopes (``/a/b/Op``); runtime-made nodes have
+    none (``ReorderOutput_token_189``) or say what they are (TensorRT's
+    ``Reformatting CopyNode for ... to /a/Conv`` names the layer it feeds).
+    """
+    return name.startswith("Reformatting") or bool(_INSERTED.match(name)) or "/" not in name
+
+
 def module_of(name: str, op: str | None = None) -> tuple[str, str | None]:
     """(torch module path or "" when the runtime made the node, fused activation or None).
 
@@ -82,7 +92,7 @@ def module_of(name: str, op: str | None = None) -> tuple[str, str | None]:
     ``/stage1/residual/residual.2/Clip_output_0_nchwc`` run as a Conv -> ``stage1.residual.2``
     with ``Clip`` fused (ONNX Runtime names a Conv+activation after the activation).
     """
-    if name.startswith("Reformatting") or _INSERTED.match(name):
+    if _is_inserted(name):
         return "", None
     onnx_name = _ORT_SUFFIX.sub("", _first_onnx_name(name))
     scopes = [s for s in onnx_name.split("/") if s]
@@ -137,8 +147,7 @@ def build_profile(
         module, fused = module_of(name, op)
         rows.append({
             "name": name, "module": module, "block": None, "op": op, "fused": fused,
-            # No scope at all: a node the runtime made (layout reorder, reformatting), not a model op.
-            "inserted": "/" not in name,
+            "inserted": _is_inserted(name),
             "ms": float(layer["ms"]), "share": 0.0, "calls": layer.get("calls"), "order": i,
             **({"provider": layer["provider"]} if layer.get("provider") else {}),
         })

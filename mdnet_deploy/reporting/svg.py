@@ -22,6 +22,8 @@ W, H = 640, 400
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 24, 16, 48
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 SHAPES = ("circle", "square", "triangle", "diamond")
+#: A scatter's x axis turns logarithmic when its largest value is this many times its smallest.
+LOG_RATIO = 10.0
 
 
 def color(i: int) -> str:
@@ -65,8 +67,10 @@ class _Axes:
     """Linear data -> pixel mapping with a little margin around the data."""
 
     def __init__(self, xs: Sequence[float], ys: Sequence[float], width: int = W, height: int = H,
-                 y_from_zero: bool = False, pad_l: int = PAD_L) -> None:
-        self.w, self.h, self.pad_l = width, height, pad_l
+                 y_from_zero: bool = False, pad_l: int = PAD_L, log_x: bool = False) -> None:
+        self.w, self.h, self.pad_l, self.log_x = width, height, pad_l, log_x
+        if log_x:
+            xs = [math.log10(x) for x in xs]
         x0, x1 = min(xs), max(xs)
         y0, y1 = min(ys), max(ys)
         if y_from_zero:
@@ -77,7 +81,16 @@ class _Axes:
         self.y0, self.y1 = (y0 if y_from_zero and y0 == 0 else y0 - 0.08 * dy), y1 + 0.08 * dy
 
     def px(self, x: float) -> float:
+        if self.log_x:
+            x = math.log10(max(x, 1e-12))
         return self.pad_l + (x - self.x0) / (self.x1 - self.x0) * (self.w - self.pad_l - PAD_R)
+
+    def x_ticks(self) -> list[float]:
+        if not self.log_x:
+            return nice_ticks(self.x0, self.x1)
+        # 1, 2, 5 in every decade the axis spans (values, not logarithms)
+        ticks = [m * 10.0 ** e for e in range(math.floor(self.x0), math.ceil(self.x1) + 1) for m in (1, 2, 5)]
+        return [t for t in ticks if self.x0 <= math.log10(t) <= self.x1]
 
     def py(self, y: float) -> float:
         return self.h - PAD_B - (y - self.y0) / (self.y1 - self.y0) * (self.h - PAD_T - PAD_B)
@@ -85,7 +98,7 @@ class _Axes:
     def frame(self, x_label: str, y_label: str, y_ticks: bool = True, x_integer: bool = False) -> list[str]:
         out = [f'<rect class="frame" x="{self.pad_l}" y="{PAD_T}" width="{self.w - self.pad_l - PAD_R}" '
                f'height="{self.h - PAD_T - PAD_B}" fill="none" stroke="#999"/>']
-        for t in nice_ticks(self.x0, self.x1):
+        for t in self.x_ticks():
             if x_integer and t != int(t):
                 continue
             x = self.px(t)
@@ -144,8 +157,11 @@ def scatter(name: str, points: Sequence[Point], x_label: str, y_label: str, fron
             title: str = "") -> str:
     xs = [v for p in points for v in ([p.x] + list(p.x_ci or ()))]
     ys = [v for p in points for v in ([p.y] + list(p.y_ci or ()))]
-    ax = _Axes(xs, ys)
-    body = ax.frame(x_label, y_label)
+    # Latencies of a checkpoint and an INT8 engine differ 10-100x: a log axis keeps the fast ones apart.
+    log_x = min(xs) > 0 and max(xs) / min(xs) >= LOG_RATIO
+    ax = _Axes(xs, ys, log_x=log_x)
+    body = ax.frame(x_label + (" (log scale)" if log_x else ""), y_label)
+    placed: list[tuple[float, float, float, float]] = []
     for f in fronts:  # under the marks
         pts = [(ax.px(points[i].x), ax.py(points[i].y)) for i in f.indices]
         if len(pts) == 1:
@@ -154,7 +170,7 @@ def scatter(name: str, points: Sequence[Point], x_label: str, y_label: str, fron
             continue
         # A staircase: between two optimal points, the better of the two y values holds until the next x.
         d = [f"M{_f(pts[0][0])},{_f(pts[0][1])}"]
-        for (x1, y1), (x2, y2) in zip(pts, pts[1:]):
+        for x2, y2 in pts[1:]:
             d.append(f"H{_f(x2)}V{_f(y2)}")
         body.append(f'<path class="mark front" d="{"".join(d)}" fill="none" stroke="{f.color}" stroke-width="2" '
                     f'stroke-dasharray="6 3" opacity="0.8"><title>Pareto front{": " + escape(f.label) if f.label else ""}</title></path>')
@@ -170,9 +186,23 @@ def scatter(name: str, points: Sequence[Point], x_label: str, y_label: str, fron
         parts.append(_marker(p.shape, x, y, p.color) + ' stroke="#fff" stroke-width="1"/>')
         right = x > 0.7 * W  # labels near the right edge go to the left of their mark
         anchor = ' text-anchor="end"' if right else ""
-        parts.append(f'<text x="{_f(x - 8 if right else x + 8)}" y="{_f(y - 7)}" class="pl"{anchor}>{escape(p.label)}</text>')
+        lx, ly = _free_spot(placed, x - 8 if right else x + 8, y - 7, 5.6 * len(p.label), right)
+        parts.append(f'<text x="{_f(lx)}" y="{_f(ly)}" class="pl"{anchor}>{escape(p.label)}</text>')
         body.append(f'<g class="mark pt" data-row="{escape(p.row_id)}"><title>{escape(p.tooltip)}</title>{"".join(parts)}</g>')
     return _svg(name, body, title=title)
+
+
+def _free_spot(placed: list[tuple[float, float, float, float]], x: float, y: float, width: float,
+               right: bool) -> tuple[float, float]:
+    """A label position that overlaps no label placed before (tries below, then above); records it."""
+    left = x - width if right else x
+    for dy in (0, 12, -12, 24, -24, 36, -36, 48):
+        box = (left, y + dy - 10, left + width, y + dy + 2)
+        if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+            placed.append(box)
+            return x, y + dy
+    placed.append((left, y - 10, left + width, y + 2))
+    return x, y
 
 
 # -- horizontal bars ------------------------------------------------------------------------
@@ -202,7 +232,7 @@ def hbars(name: str, bars: Sequence[Bar], x_label: str, ref: tuple[float, str] |
         body.append(
             f'<g class="mark bar"><title>{escape(b.tooltip or b.label)}</title>'
             f'<rect x="{_f(x0)}" y="{y}" width="{_f(max(x1 - x0, 1.0))}" height="{row_h - 6}" fill="{b.color}"/>'
-            f'<text x="{label_width - 6}" y="{y + row_h - 8}" text-anchor="end" class="bl">{escape(_clip(b.label, 44))}</text>'
+            f'<text x="{label_width - 6}" y="{y + row_h - 8}" text-anchor="end" class="bl">{escape(_clip(b.label, 40))}</text>'
             f'<text x="{_f(x1 + 4)}" y="{y + row_h - 8}" class="bv">{escape(b.text)}</text></g>'
         )
     if ref:
@@ -276,7 +306,7 @@ def ranges(name: str, items: Sequence[Range], x_label: str, title: str = "", lab
         lo = s.get("min", s.get("p50"))
         hi = s.get("max", s.get("p99", s.get("p50")))
         tip = ", ".join(f"{k} {v:.4g} ms" for k, v in s.items() if v is not None)
-        parts = [f'<text x="{label_width - 6}" y="{_f(yc + 4)}" text-anchor="end" class="bl">{escape(_clip(it.label, 44))}</text>']
+        parts = [f'<text x="{label_width - 6}" y="{_f(yc + 4)}" text-anchor="end" class="bl">{escape(_clip(it.label, 40))}</text>']
         if lo is not None and hi is not None:
             parts.append(f'<line x1="{_f(ax.px(lo))}" x2="{_f(ax.px(hi))}" y1="{_f(yc)}" y2="{_f(yc)}" stroke="{it.color}"/>')
         if s.get("p50") is not None and s.get("p90") is not None:

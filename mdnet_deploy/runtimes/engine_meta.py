@@ -25,6 +25,7 @@ from ..devices import _sys
 from ..devices.environment import read_l4t_release
 from ..errors import ArtifactError, InputError
 
+
 # -- batch / optimisation profile -------------------------------------------
 @dataclass(frozen=True)
 class BatchSpec:
@@ -52,7 +53,7 @@ class BatchSpec:
         return {"min": self.min, "opt": self.opt, "max": self.max}
 
     @classmethod
-    def parse(cls, value: "BatchSpec | int | str | tuple[int, int, int] | list[int] | None") -> "BatchSpec":
+    def parse(cls, value: BatchSpec | int | str | tuple[int, int, int] | list[int] | None) -> BatchSpec:
         """Accept 4, "4", "dynamic", "dynamic:1,8,64", "dynamic 1,8,64", "1,8,64" or (1, 8, 64)."""
         if value is None:
             return cls()
@@ -174,6 +175,27 @@ def probe_target(tensorrt_version: str | None, device: int = 0, gpu: Mapping[str
     target["machine"] = platform.machine()
     target["host"] = platform.node()
     return target
+
+
+def collecting_logger(trt: Any) -> Any:
+    """A TensorRT logger (for the ``trt`` module given) that keeps errors for one-line messages instead of printing.
+
+    Shared by the runner and the builder (which imports it from here: the runtime side never imports export/).
+    """
+
+    class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+            self.warnings: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(" ".join(str(msg).split()))
+            elif severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(" ".join(str(msg).split()))
+
+    return _Logger()
 
 
 # -- the check ----------------------------------------------------------------

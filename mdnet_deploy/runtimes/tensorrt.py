@@ -20,8 +20,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError, InputError, UnavailableError
-from .engine_meta import BatchSpec, check_engine_compat, cuda_runtime_module, gpu_info, probe_target, rebuild_command
 from .base import Runner
+from .engine_meta import (
+    BatchSpec,
+    check_engine_compat,
+    collecting_logger,
+    cuda_runtime_module,
+    gpu_info,
+    probe_target,
+    rebuild_command,
+)
 
 _HOW_TO_INSTALL = (
     "install with pip install 'mdnet-deploy[tensorrt]' or on Jetson create the venv with "
@@ -146,8 +154,6 @@ class TensorRTRunner(Runner):
         # The whole point: refuse a foreign engine before TensorRT sees its bytes.
         self._here = probe_target(str(trt.__version__), gpu=gpu_info())
         check_engine_compat(self.meta.target, self._here, rebuild=self.rebuild_hint(), engine=self.artifact)
-
-        from ..export.tensorrt.builder import collecting_logger
 
         logger = collecting_logger(trt)
         try:

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.helpers.bench import copy_model, write_eval_npz
+from tests.helpers.bench import MEASURED, copy_model, corrupt_model, outcome, rewrite_meta, write_eval_npz
 
 from mdnet_deploy.bench import ROW_KEYS, bench_models
 from mdnet_deploy.bench.schema import ACCURACY_KEYS, ENERGY_KEYS, LATENCY_KEYS
@@ -34,7 +34,7 @@ def test_row_has_every_schema_key(models, eval_npz, no_rapl):
     row = rows[0]
     design_keys_present(row)
     assert set(ROW_KEYS) <= set(row)
-    assert row["schema"] == 1 and row["status"] == "ok" and row["reason"] is None
+    assert row["schema"] == 1 and row["status"] in MEASURED and (row["reason"] is None) == (row["status"] == "ok")
     assert row["device"]["kind"] == "host" and row["device"]["env"]["kind"] == "host"
     assert set(row["device"]["temperatures_c"]) == {"before", "after"}
     assert row["runtime"]["name"] == "onnxruntime" and row["runtime"]["threads"] == 1 and row["runtime"]["version"]
@@ -72,7 +72,7 @@ def test_accuracy_matches_direct_inference(models, tmp_path):
 def test_warmup_seconds_and_duration_are_honoured(models):
     t0 = time.perf_counter()
     row = bench_models([models["onnx"]], warmup="0.2s", duration=0.3, power_meter="none")[0]
-    assert row["status"] == "ok"
+    assert row["status"] in MEASURED
     assert row["warmup"] >= 1 and row["warmup_s"] >= 0.2
     assert row["iterations"] >= 1 and row["duration_s"] >= 0.3
     assert time.perf_counter() - t0 >= 0.5
@@ -80,7 +80,7 @@ def test_warmup_seconds_and_duration_are_honoured(models):
 
 def test_auto_meter_without_any_meter_records_why(models, no_rapl):
     row = bench_models([models["onnx"]], device="host", **{**FAST, "power_meter": "auto"})[0]
-    assert row["status"] == "ok" and row["energy"] is None
+    assert row["status"] in MEASURED and row["energy"] is None
     assert "no power meter works" in row["energy_unavailable"] and "rapl" in row["energy_unavailable"]
 
 
@@ -106,7 +106,7 @@ def test_energy_from_a_constant_csv_meter(models, tmp_path):
     power = write_power_csv(tmp_path / "power.csv", 5.0)
     row = bench_models([models["onnx"]], warmup="2", duration=0.5, batch=2, idle=0.2,
                        power_meter=f"csv:{power}")[0]
-    assert row["status"] == "ok" and row["energy_unavailable"] is None
+    assert row["status"] in MEASURED and row["energy_unavailable"] is None
     e = row["energy"]
     assert set(ENERGY_KEYS) <= set(e)
     images = row["iterations"] * row["batch"]
@@ -123,7 +123,7 @@ def test_meter_failing_mid_run_keeps_the_row_without_energy(models, tmp_path):
     power = tmp_path / "power.csv"
     power.write_text("timestamp,watts\n1.0,5.0\n2.0,5.0\n")  # samples from 1970: none near the window
     row = bench_models([models["onnx"]], power_meter=f"csv:{power}", warmup="1", iterations=3)[0]
-    assert row["status"] == "ok" and row["energy"] is None
+    assert row["status"] in MEASURED and row["energy"] is None
     assert "no samples near the window" in row["energy_unavailable"]
 
 
@@ -136,12 +136,12 @@ def test_eval_classes_that_do_not_fit_fail_before_timing(models, tmp_path):
 
 
 def test_eval_class_names_that_differ_fail(models, tmp_path):
-    from mdnet_deploy.artifact import read_meta, write_meta
+    from mdnet_deploy.artifact import read_meta
 
     m = copy_model(models["onnx"], tmp_path / "named")
     meta = read_meta(m)
     meta.labels = [f"class{i}" for i in range(10)]
-    write_meta(m, meta)
+    rewrite_meta(m, meta)
     ev = tmp_path / "e.npz"
     np.savez(ev, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.arange(4), labels=np.array([f"other{i}" for i in range(10)]))
     with pytest.raises(DataError, match="names its classes differently"):
@@ -181,7 +181,7 @@ def test_one_crash_fails_its_row_only(models, tmp_path, monkeypatch):
 
     monkeypatch.setattr(OnnxRuntimeRunner, "run", run)
     rows = bench_models([models["onnx"], broken, models["onnx"]], **FAST)
-    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert [outcome(r) for r in rows] == ["measured", "failed", "measured"]
     assert rows[1]["reason"] == "RuntimeError: simulated segfault-ish failure"
     assert rows[1]["latency_ms"] is None and rows[1]["iterations"] is None
     assert set(ROW_KEYS) <= set(rows[1])
@@ -189,19 +189,19 @@ def test_one_crash_fails_its_row_only(models, tmp_path, monkeypatch):
 
 def test_corrupt_model_row_fails_with_the_runtime_reason(models, tmp_path):
     bad = copy_model(models["onnx"], tmp_path / "c", "corrupt.onnx")
-    bad.write_bytes(b"\x08\x07garbage" * 10)
+    corrupt_model(bad, b"\x08\x07garbage" * 10)
     rows = bench_models([bad, models["onnx"]], **FAST)
     assert rows[0]["status"] == "failed" and "ONNX Runtime cannot open" in rows[0]["reason"]
-    assert rows[1]["status"] == "ok"
+    assert rows[1]["status"] in MEASURED
 
 
 def test_torch_baseline_and_several_runtimes(models):
     rows = bench_models([models["onnx"], models["pth"]], runtime=["onnxruntime", "torch"], threads=1, **FAST)
-    got = [(r["model"]["path"], r["runtime"]["name"], r["model"]["format"], r["status"]) for r in rows]
+    got = [(r["model"]["path"], r["runtime"]["name"], r["model"]["format"], outcome(r)) for r in rows]
     assert got == [
-        (str(models["onnx"]), "onnxruntime", "onnx", "ok"),
-        (str(models["onnx"]), "torch", "pt", "ok"),  # the exported model's checkpoint
-        (str(models["pth"]), "torch", "pt", "ok"),   # onnxruntime does not open a .pth: skipped
+        (str(models["onnx"]), "onnxruntime", "onnx", "measured"),
+        (str(models["onnx"]), "torch", "pt", "measured"),  # the exported model's checkpoint
+        (str(models["pth"]), "torch", "pt", "measured"),   # onnxruntime does not open a .pth: skipped
     ]
     assert rows[1]["model"]["baseline_of"] == str(models["onnx"])
     assert rows[1]["runtime"]["device"] == "cpu"
@@ -220,16 +220,16 @@ def test_unavailable_runtime_fails_the_row(models, monkeypatch):
                         lambda n: (False, "onnxruntime is not importable (test)") if n == "onnxruntime" else real(n))
     rows = bench_models([models["onnx"], models["pth"]], **FAST)
     assert rows[0]["status"] == "failed" and "not importable (test)" in rows[0]["reason"]
-    assert rows[1]["status"] == "ok"
+    assert rows[1]["status"] in MEASURED
 
 
 @pytest.mark.slow  # converts the model to TFLite (tens of seconds)
 def test_tflite_row_beside_onnx(models, tflite_model, eval_npz):
     rows = bench_models([models["onnx"], tflite_model], eval_spec=str(eval_npz), batch=2, **FAST)
-    assert [(r["runtime"]["name"], r["status"]) for r in rows] == [("onnxruntime", "ok"), ("tflite", "ok")]
+    assert [(r["runtime"]["name"], outcome(r)) for r in rows] == [("onnxruntime", "measured"), ("tflite", "measured")]
     assert rows[1]["model"]["format"] == "tflite" and rows[1]["accuracy"]["n"] == 24
 
 
 def test_auto_and_a_named_runtime_do_not_duplicate_rows(models):
     rows = bench_models([models["pth"]], runtime=["auto", "torch"], threads=1, **FAST)
-    assert [(r["runtime"]["name"], r["status"]) for r in rows] == [("torch", "ok")]
+    assert [(r["runtime"]["name"], outcome(r)) for r in rows] == [("torch", "measured")]

@@ -38,7 +38,7 @@ def test_stats_on_known_latencies():
 
 
 def test_stats_of_one_value_and_of_none():
-    assert latency_stats([2_000_000]) == {k: 2.0 for k in ("mean", "min", "p50", "p90", "p99", "max")} | {"std": 0.0}
+    assert latency_stats([2_000_000]) == {k: 2.0 for k in ("mean", "min", "p50", "p90", "p99", "max")} | {"std": 0.0, "cov": 0.0}
     with pytest.raises(ValueError):
         latency_stats([])
     assert percentile([1.0, 3.0], 50) == 2.0

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mdnet_deploy.bench.schema import CSV_COLUMNS, ROW_KEYS
 from mdnet_deploy.cli import main
+from tests.helpers.bench import MEASURED, corrupt_model, outcome
 
 FAST = ["--device", "host", "--warmup", "2", "--iterations", "5"]
 
@@ -51,7 +52,7 @@ def invoke(*args):
 
 def test_multi_model_table_with_one_broken_model(models, tmp_path, no_meter):
     bad = copy_model(models["onnx"], tmp_path / "broken", "broken.onnx")
-    bad.write_bytes(b"this is not an onnx file")
+    corrupt_model(bad, b"this is not an onnx file")
     ev = write_eval_npz(tmp_path / "eval.npz")
     out, table = tmp_path / "r.json", tmp_path / "r.csv"
     res = invoke("bench", *FAST, "--threads", "1", "-m", models["onnx"], "-m", bad, "-m", models["pth"], "--eval", ev,
@@ -59,7 +60,7 @@ def test_multi_model_table_with_one_broken_model(models, tmp_path, no_meter):
     assert res.exit_code == 7, res.output
     rows = json.loads(out.read_text())
     assert isinstance(rows, list) and len(rows) == 3
-    assert [r["status"] for r in rows] == ["ok", "failed", "ok"]
+    assert [outcome(r) for r in rows] == ["measured", "failed", "measured"]
     assert "ONNX Runtime cannot open" in rows[1]["reason"]
     for r in rows:
         assert set(ROW_KEYS) <= set(r)
@@ -83,7 +84,7 @@ def test_json_is_a_list_and_csv_appends(models, tmp_path, no_meter):
     assert lines[0] == ",".join(CSV_COLUMNS) and sum(l.startswith("created,") for l in lines) == 1
     with table.open() as f:
         records = list(csv.DictReader(f))
-    assert len(records) == 2 and all(r["status"] == "ok" and r["runtime"] == "onnxruntime" for r in records)
+    assert len(records) == 2 and all(r["status"] in MEASURED and r["runtime"] == "onnxruntime" for r in records)
     assert float(records[0]["latency_p50_ms"]) > 0 and records[0]["energy_unavailable"].startswith("power measurement disabled")
     assert len(json.loads((tmp_path / "r.json").read_text())) == 1  # JSON is replaced, not appended
 
@@ -170,6 +171,7 @@ def fake_rows(models):
 
 def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeypatch):
     from mdnet_deploy import remote
+    from mdnet_deploy.remote import dispatch  # noqa: F401  (the module the CLI calls through)
 
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
@@ -182,7 +184,7 @@ def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeyp
         kw["progress"]("running bench on the device")
         return fake_rows(models)[:1]
 
-    monkeypatch.setattr(remote, "run_remote_bench", fake_bench)
+    monkeypatch.setattr(remote.dispatch, "run_remote_bench", fake_bench)
     folder = image_folder(tmp_path / "images")
     res = invoke("bench", "--host", "pi@10.0.0.2:2200", "-m", model, "--threads", "2", "--warmup", "5s",
                  "--eval", folder, "--identity", tmp_path / "key", "--setup", "--remote-dir", "/srv/mdnet",
@@ -202,6 +204,7 @@ def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeyp
 
 def test_inventory_runs_the_fleet_and_fails_with_7(tmp_path, monkeypatch):
     from mdnet_deploy import remote
+    from mdnet_deploy.remote import dispatch  # noqa: F401  (the module the CLI calls through)
 
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
@@ -213,7 +216,7 @@ def test_inventory_runs_the_fleet_and_fails_with_7(tmp_path, monkeypatch):
         seen.update(targets=targets, npz=npz, extra=extra, kw=kw)
         return fake_rows(models)
 
-    monkeypatch.setattr(remote, "run_fleet", fake_fleet)
+    monkeypatch.setattr(remote.dispatch, "run_fleet", fake_fleet)
     ev = write_eval_npz(tmp_path / "e.npz")
     res = invoke("bench", "--inventory", inv, "--device", "jetson", "-m", model, "--eval", ev, "--max-parallel", "2",
                  "--iterations", "10", "--csv", tmp_path / "r.csv")

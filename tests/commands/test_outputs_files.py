@@ -6,14 +6,12 @@ a file the command reads is never replaced, --force or not.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
-import numpy as np
 import pytest
 
-from tests.helpers.bench import copy_model, write_eval_npz
+from tests.helpers.bench import copy_model
 from tests.helpers.cli import assert_one_line_error, run, tree
 from tests.helpers.datasets import npz
 

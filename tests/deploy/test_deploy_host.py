@@ -55,8 +55,10 @@ def test_host_deploy_builds_benches_and_keeps_the_fastest_within_budget(full):
         assert c["reason"], c  # every row says why it won or lost
     assert dev["reference"] == "onnx-fp32"
     # The winner is the lowest p50 among the rows within budget, by the run's own figures.
-    within = [c for c in dev["candidates"] if c["outcome"] in ("chosen", "lost") and c["bench"]["status"] == "ok"]
-    fastest = min(within, key=lambda c: (c["bench"]["latency_ms"]["p50"], -c["bench"]["accuracy"]["top1"]))
+    # Rows whose timing is unstable (a loaded machine) win only when no stable one is within budget.
+    within = [c for c in dev["candidates"] if c["outcome"] in ("chosen", "lost")]
+    pool = [c for c in within if c["bench"]["status"] == "ok"] or within
+    fastest = min(pool, key=lambda c: (c["bench"]["latency_ms"]["p50"], -c["bench"]["accuracy"]["top1"]))
     assert dev["chosen"] == fastest["name"]
     best = out / "host" / ("best" + Path(fastest["file"]).suffix)
     assert best.read_bytes() == Path(fastest["file"]).read_bytes()
@@ -136,8 +138,10 @@ def test_size_objective_keeps_the_smallest_file_within_budget(tiny_ckpt, tmp_pat
 def _double(changes: dict[str, dict]):
     """A bench-result-level double: the real local bench, then the given figures replace the measured ones."""
 
+    real = core.local_bench
+
     def bench(paths, device, eval_npz, cfg, say):
-        rows = core.local_bench(paths, device, eval_npz, cfg, say)
+        rows = real(paths, device, eval_npz, cfg, say)
         for row in rows:
             name = Path(row["model"]["path"]).stem
             for key, value in changes.get(name, {}).items():
@@ -197,7 +201,7 @@ def test_a_failing_candidate_gets_a_failed_row_while_the_others_finish(tiny_ckpt
     rows = {c["name"]: c for c in json.loads((out / "deploy.json").read_text())["devices"][0]["candidates"]}
     assert rows["tflite-int8"]["outcome"] == "failed" and "injected" in rows["tflite-int8"]["reason"]
     assert rows["tflite-int8"]["file"] is None and not (out / "host" / "candidates" / "tflite-int8.tflite").exists()
-    assert rows["onnx-int8"]["bench"]["status"] == "ok"
+    assert rows["onnx-int8"]["bench"]["status"] in ("ok", "unstable")  # measured (unstable: a loaded machine)
     assert list((out / "host").glob("best.*"))
     assert no_partials(out) == []
 
@@ -239,3 +243,14 @@ def test_bad_inputs_are_one_line_errors(tiny_ckpt, tmp_path, full):
     bad.write_text("pipeline: 1\ncommand: deploy\ncheckpoint: a.pth\noutput: o\noptions: {device: host, calib: digits, eval: digits, shell: x}\n")
     assert_one_line_error(run_cli("run", bad), "unknown option 'shell'")
     assert_one_line_error(run_cli("run", tmp_path / "nope.yaml"), "does not exist")
+
+
+def test_judge_tflite_scores_the_tflite_fallback_search_on_litert(tiny_ckpt, tmp_path):
+    out = tmp_path / "o"
+    result = deploy(config(tiny_ckpt, out, candidates=("tflite-int8",), judge="tflite", max_drop=100.0))
+    report = json.loads((out / "build" / "model.int8-tflite.report.json").read_text())
+    assert report["accuracy"]["evaluator"] == "tflite"
+    (d,) = result.devices
+    assert d.choice.verdict("tflite-int8").outcome != "failed", d.choice.verdict("tflite-int8").reason
+    r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK, "--judge", "tpu", "-o", tmp_path / "j")
+    assert r.exit_code != 0 and "tpu" in r.output

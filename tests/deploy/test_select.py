@@ -98,3 +98,9 @@ def test_bench_rows_map_to_measured_figures():
     assert missing.status == "failed" and "no result" in missing.reason
     odd = measured_from_row("y", {"status": "weird"}, fmt="onnx", precision="fp32", reference=False)
     assert odd.status == "failed"
+
+
+def test_unstable_timing_does_not_matter_for_the_size_objective():
+    rows = [m("fp32", 98.0, size=9, ref=True), m("int8", 98.0, size=3, status="unstable", reason="cov 0.4")]
+    c = choose(rows, "size", 0.5)
+    assert c.chosen == "int8" and "unstable" not in c.verdict("int8").reason

@@ -9,6 +9,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
+from mdnet_deploy.artifact import ArtifactMeta, write_meta  # noqa: E402
 from mdnet_deploy.errors import InputError, OutputError  # noqa: E402
 from mdnet_deploy.export.tensorrt.build import build_engine, inspect_onnx  # noqa: E402
 from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
@@ -55,7 +56,7 @@ def test_qoperator_onnx_is_refused(tmp_path: Path) -> None:
     )
     path = tmp_path / "q.onnx"
     onnx.save(helper.make_model(graph), str(path))
-    (tmp_path / "q.onnx.json").write_text('{"format": "onnx"}')
+    write_meta(path, ArtifactMeta(format="onnx"))
     with pytest.raises(InputError, match="QOperator"):
         build_engine(path, tmp_path / "q.engine", "int8")
 
@@ -74,7 +75,7 @@ def test_existing_output_without_force_is_refused_and_untouched(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"precision": "fp32"}, InputError, "fp16, int8"),
+        ({"precision": "bf16"}, InputError, "int8, fp16, fp32, best"),
         ({"precision": "int8", "workspace_mib": 0}, InputError, "positive"),
         ({"precision": "int8", "dla_core": -1}, InputError, "DLA core"),
         ({"precision": "int8", "batch": "dynamic:4,2,1"}, InputError, "MIN <= OPT <= MAX"),

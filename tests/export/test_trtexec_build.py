@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("onnx")
 
 from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
-from mdnet_deploy.errors import ConversionError, UnavailableError  # noqa: E402
 from mdnet_deploy.devices import _sys  # noqa: E402
+from mdnet_deploy.errors import ConversionError, UnavailableError  # noqa: E402
 from mdnet_deploy.export.tensorrt.build import build_engine  # noqa: E402
 from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
 from mdnet_deploy.fsutil import sha256_file  # noqa: E402
@@ -26,9 +26,14 @@ SUMMARY = Path("/work/shared/fixtures/devices/trtexec_summary_trt82.txt")
 FAKE = '''#!{python}
 import json, os, sys
 args = sys.argv[1:]
+code = os.environ.get("FAKE_TRTEXEC_CODE", "8502")
+onnx = [a.split("=", 1)[1] for a in args if a.startswith("--onnx=")]
 with open(os.environ["FAKE_TRTEXEC_LOG"], "a") as f:
     f.write(json.dumps(args) + "\\n")
-print("&&&& RUNNING TensorRT.trtexec [TensorRT v8502] # trtexec " + " ".join(args))
+if onnx:
+    with open(os.environ["FAKE_TRTEXEC_LOG"] + ".onnx", "wb") as f:
+        f.write(open(onnx[0], "rb").read())  # what it was given, for the test to inspect
+print("&&&& RUNNING TensorRT.trtexec [TensorRT v" + code + "] # trtexec " + " ".join(args))
 if "--help" in args:
     print("=== Model Options ===")
     sys.exit(0)
@@ -44,9 +49,12 @@ with open(engine, "wb") as f:
 print("[I] === Device Information ===")
 print("[I] Selected Device: Orin")
 print("[I] Compute Capability: 8.7")
+if any(a.startswith("--useDLACore") for a in args):
+    print("[W] [TRT] Layer '/Flatten' (SHUFFLE): Unsupported on DLA. Switching this layer's device type to GPU.")
+    print("[W] [TRT] Layer '/Gemm' (MATRIX_MULTIPLY): Unsupported on DLA. Switching this layer's device type to GPU.")
 print("[I] Engine built in 1.2 sec.")
 sys.stdout.write(open({summary!r}).read())
-print("&&&& PASSED TensorRT.trtexec [TensorRT v8502]")
+print("&&&& PASSED TensorRT.trtexec [TensorRT v" + code + "]")
 '''
 
 
@@ -67,6 +75,7 @@ def device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MDNET_DEPLOY_NVIDIA_SMI", str(tmp_path / "no-nvidia-smi"))
     monkeypatch.setenv("FAKE_TRTEXEC_LOG", str(tmp_path / "argv.jsonl"))
     monkeypatch.delenv("FAKE_TRTEXEC_FAIL", raising=False)
+    monkeypatch.delenv("FAKE_TRTEXEC_CODE", raising=False)
     # The GPU facts must come from trtexec's output, not from this machine.
     monkeypatch.setitem(sys.modules, "cuda", None)
     fake = tmp_path / "fake-trtexec"
@@ -133,6 +142,8 @@ def test_fp16_static_batch_and_dla(tmp_path: Path, device: Path) -> None:
     assert meta.precision == "fp16"
     assert meta.input.shape == [4, 3, 32, 32] and meta.output.shape == [4, 10]
     assert meta.target is not None and meta.target["build"]["dla_core"] == 0
+    assert meta.target["device"] == "dla:0" and meta.target["typing"] == "weak"
+    assert meta.target["build"]["gpu_fallback_layers"] == ["/Flatten", "/Gemm"]
 
 
 def test_force_replaces_engine_and_sidecar(tmp_path: Path, device: Path) -> None:
@@ -186,3 +197,60 @@ def test_without_bindings_a_found_trtexec_is_used(tmp_path: Path, device: Path, 
     onnx = write_tiny_classifier(tmp_path / "m.int8.onnx")
     meta = build_engine(onnx, tmp_path / "m.engine", "int8")
     assert meta.target is not None and meta.target["build"]["trtexec"] == str(device)
+
+
+def test_tensorrt_11_builds_strongly_typed_fp16_from_an_fp16_onnx(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    monkeypatch.setenv("FAKE_TRTEXEC_CODE", "110400")
+    model = write_tiny_classifier(tmp_path / "model.onnx", qdq=False)
+    meta = build_engine(model, tmp_path / "model.fp16.engine", "best", trtexec=device)
+    _, call = _calls(tmp_path)
+    assert not any(a in call for a in ("--fp16", "--int8", "--best", "--stronglyTyped"))  # none exist (or matter) on 11
+    given = Path(call[0].split("=", 1)[1])
+    assert given.name == ".model.fp16.engine.fp16.onnx.partial" and not given.exists()  # temp, removed after
+    sent = onnx.load(str(tmp_path / "argv.jsonl.onnx"))
+    assert {i.data_type for i in sent.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert sent.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # I/O stay float32
+    assert meta.precision == "fp16"
+    t = meta.target
+    assert t is not None and (t["tensorrt"], t["typing"], t["device"]) == ("11.4.0", "strong", "gpu")
+    assert (t["l4t"], t["jetpack"]) == ("35.3.1", "5.1.1")
+    b = t["build"]
+    assert b["requested_precision"] == "best" and b["fp16_onnx"] is True and b["builder_flags"] == []
+    assert "--precision best" in b["command"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_tensorrt_11_int8_builds_from_a_mixed_onnx(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+
+    monkeypatch.setenv("FAKE_TRTEXEC_CODE", "110400")
+    onnx_path = write_tiny_classifier(tmp_path / "m.int8.onnx")
+    meta = build_engine(onnx_path, tmp_path / "m.engine", "int8", trtexec=device)
+    _, call = _calls(tmp_path)
+    assert call[0] == f"--onnx={tmp_path / '.m.engine.fp16.onnx.partial'}" and call[2:] == [
+        "--minShapes=input:1x3x32x32", "--optShapes=input:1x3x32x32", "--maxShapes=input:1x3x32x32",
+    ]  # no precision flag: the graph carries it
+    sent = onnx.load(str(tmp_path / "argv.jsonl.onnx"))
+    assert sent.opset_import[0].version == 19  # float16 Q/DQ scales need opset 19
+    scales = {i.name: i.data_type for i in sent.graph.initializer}
+    assert scales["x_scale"] == onnx.TensorProto.FLOAT16 and scales["conv_w_q"] == onnx.TensorProto.INT8
+    assert meta.target is not None and meta.target["typing"] == "strong" and meta.target["build"]["fp16_onnx"] is True
+
+
+def test_dla_where_it_does_not_exist_is_refused_before_building(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    onnx_path = write_tiny_classifier(tmp_path / "m.int8.onnx")
+    model = tmp_path / "sys" / "firmware" / "devicetree" / "base" / "model"
+    model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")
+    with pytest.raises(UnavailableError) as info:
+        build_engine(onnx_path, tmp_path / "m.engine", "int8", dla_core=0, trtexec=device)
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("--dla 0: NVIDIA Jetson Orin Nano Developer Kit has no DLA")
+    assert "AGX Orin" in msg and "leave --dla out" in msg
+    assert [c for c in _calls(tmp_path) if c != ["--help"]] == []  # no build was started
+    assert not (tmp_path / "m.engine").exists()
+    monkeypatch.setenv("FAKE_TRTEXEC_CODE", "100800")  # 10.8 - 11.4.0: no DLA on any board
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    with pytest.raises(UnavailableError, match=r"TensorRT 10\.8\.0 has no DLA support"):
+        build_engine(onnx_path, tmp_path / "m.engine", "int8", dla_core=0, trtexec=device)

@@ -9,8 +9,8 @@ import pytest
 
 from mdnet_deploy.devices import _sys
 from mdnet_deploy.errors import InputError
-from mdnet_deploy.runtimes.engine_meta import BatchSpec, rebuild_command
 from mdnet_deploy.export.tensorrt.trtexec import find_trtexec, trtexec_command
+from mdnet_deploy.runtimes.engine_meta import BatchSpec, rebuild_command
 
 
 def test_int8_static_batch_on_a_dynamic_onnx() -> None:

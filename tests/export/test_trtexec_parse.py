@@ -136,3 +136,56 @@ def test_version_codes(code: int, version: str) -> None:
 def test_device_info_from_banner_only() -> None:
     info = parse_device_info("&&&& RUNNING TensorRT.trtexec [TensorRT v8502] # trtexec --onnx=a.onnx\n")
     assert info == {"tensorrt": "8.5.2"}
+
+
+# -- NVIDIA's published output (tests/export/fixtures/README.md says where each comes from) ---------
+OURS = Path(__file__).parent / "fixtures"
+
+
+def test_verbatim_trt10_3_log_from_nvidia() -> None:
+    r = parse_trtexec_summary((OURS / "trtexec_trt10.3_build_and_run.txt").read_text())
+    assert r["tensorrt_version"] == "10.3.0"
+    assert r["gpu"] == "NVIDIA RTX A5000" and r["compute_capability"] == "8.6"
+    assert r["throughput_ips"] == pytest.approx(873.17)
+    assert r["latency_ms"] == {
+        "mean": 1.20476, "std": None, "min": 1.18591, "p50": 1.2041, "p90": 1.21265, "p99": 1.22229, "max": 1.36273,
+    }
+    assert r["host_latency_ms"]["p95"] == 1.21558
+    assert r["gpu_compute_ms"]["mean"] == 1.14253
+    assert r["iterations"] == 2622 and r["duration_s"] == pytest.approx(3.00285)
+    assert r["total_gpu_compute_s"] == pytest.approx(2.99571)
+    assert "end_to_end_host_latency_ms" not in r  # 10.x dropped that line
+
+
+def test_verbatim_trt8_2_int8_log_from_nvidia() -> None:
+    text = (OURS / "trtexec_trt8.2_int8_build_and_run.txt").read_text()
+    r = parse_trtexec_summary(text)
+    assert r["tensorrt_version"] == "8.2.5"
+    assert r["throughput_ips"] == pytest.approx(324.544)
+    assert r["latency_ms"]["p90"] is None and r["latency_ms"]["p99"] == 4.86353  # 8.x: percentile(99%) only
+    assert r["end_to_end_host_latency_ms"]["mean"] == 4.71364
+
+
+def test_trt11_format_from_the_source() -> None:
+    r = parse_trtexec_summary((OURS / "trtexec_trt11_format_from_source.txt").read_text(), batch=4)
+    assert r["tensorrt_version"] == "11.4.0"  # "TensorRT version: 11.4.0" and the v110400 banner agree
+    assert r["latency_ms"]["p90"] == 0.3352 and r["gpu_compute_ms"]["p99"] == 0.3512
+    assert r["throughput_ips"] == pytest.approx(3039.67 * 4)
+    assert r["iterations"] == 9120
+
+
+@pytest.mark.parametrize(("code", "version"), [(110000, "11.0.0"), (110401, "11.4.1")])
+def test_trt11_version_codes(code: int, version: str) -> None:
+    assert decode_version_code(code) == version
+    assert parse_device_info(f"&&&& RUNNING TensorRT.trtexec [TensorRT v{code}] [b106] # trtexec\n") == {"tensorrt": version}
+
+
+def test_gpu_fallback_layers_from_both_log_styles() -> None:
+    from mdnet_deploy.export.tensorrt.trtexec import parse_gpu_fallback
+
+    log = "\n".join([
+        "[W] [TRT] Layer '/model.24/Constant_1_output_0' (CONSTANT): Unsupported on DLA. Switching this layer's device type to GPU.",
+        "[W] [TRT] Default DLA is enabled but layer Softmax in likelihood calculation is not supported on DLA, falling back to GPU.",
+        "[W] [TRT] Layer '/model.24/Constant_1_output_0' (CONSTANT): Unsupported on DLA. Switching this layer's device type to GPU.",
+    ])
+    assert parse_gpu_fallback(log) == ["/model.24/Constant_1_output_0", "Softmax in likelihood calculation"]

@@ -55,3 +55,38 @@ def make_tflite(onnx_path: Path, folder: Path) -> Path:
         last = (res.output.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"the TFLite converter is not usable yet (compile --target tflite: {last})")
     return out
+
+
+def corrupt_model(path: Path, payload: bytes) -> Path:
+    """Replace an artifact's bytes and re-stamp its sidecar, so only the runtime (not the hash check) sees the damage."""
+    from mdnet_deploy.artifact import read_meta, write_meta
+
+    meta = read_meta(path)
+    path.write_bytes(payload)
+    assert meta is not None
+    write_meta(path, meta)
+    return path
+
+
+def rewrite_meta(path: Path, meta) -> Path:  # noqa: ANN001 - ArtifactMeta
+    """Change an ONNX artifact's metadata consistently: embedded copy and sidecar (a hand edit would be refused)."""
+    import onnx
+
+    from mdnet_deploy.artifact import write_meta
+    from mdnet_deploy.export.onnx_export import embed_metadata
+
+    proto = onnx.load(str(path))
+    embed_metadata(proto, meta)
+    onnx.save(proto, str(path))
+    write_meta(path, meta)
+    return path
+
+
+#: Statuses of a measured row: 'unstable' says the machine was busy or the latencies spread (bench/stats.py),
+#: which these tests do not control, so they accept either.
+MEASURED = ("ok", "unstable")
+
+
+def outcome(row: dict) -> str:
+    """'measured' or 'failed': what the tests about other things assert."""
+    return "measured" if row["status"] in MEASURED else row["status"]

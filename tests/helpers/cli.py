@@ -22,7 +22,7 @@ def assert_one_line_error(result: Result, *fragments: str, code: int | None = No
         assert result.exit_code == code, result.output
     assert "Traceback" not in result.output, result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, result.output
     for f in fragments:
         assert f in lines[0], lines[0]

@@ -55,6 +55,7 @@ def half_trained(folder: Path, n: int = 240) -> tuple[Path, Path]:
         f = feats["f"]
         spread = f.std(0)
         w = torch.randn(CLASSES, f.shape[1], generator=torch.Generator().manual_seed(1)) / (spread + 0.1 * spread.max())
+        w = w / ((f - f.mean(0)) @ w.T).std()  # logits of unit spread: parity tolerances are absolute
         model.conv2.weight.copy_(w[:, :, None, None])
         model.conv2.bias.copy_(-(w @ f.mean(0)))
         labels = model(x).argmax(1).numpy().astype(np.int64)

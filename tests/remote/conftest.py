@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,16 +67,16 @@ class LocalSession:
 
     def run(self, argv, *, timeout, on_stderr=lambda _: None, what="", group=None) -> CommandResult:
         if group is not None:  # the real launcher, run by this machine's python
-            from mdnet_deploy.remote.session import GROUP_LAUNCHER, PGID_MARKER
+            from mdnet_deploy.remote.session import GROUP_LAUNCHER
 
             argv = [sys.executable, "-c", GROUP_LAUNCHER, *argv]
         line = quote_command(argv)
         self.commands.append(line)
         # Exactly what a remote shell would do with the quoted line.
         proc = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=timeout)
-        tail = [l for l in proc.stderr.splitlines() if not (group is not None and l.startswith("mdnet-pgid "))]
-        for l in tail:
-            on_stderr(l)
+        tail = [ln for ln in proc.stderr.splitlines() if not (group is not None and ln.startswith("mdnet-pgid "))]
+        for ln in tail:
+            on_stderr(ln)
         return CommandResult(proc.returncode, proc.stdout, tail[-50:])
 
     def put(self, local, remote, progress=lambda _: None) -> None:
@@ -158,7 +160,39 @@ class SshServer:
     user: str = "tester"
 
 
-def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Event) -> None:
+def _execute(channel: Any, command: bytes, started: list[subprocess.Popen]) -> None:
+    """Run ``command`` through ``sh -c`` as sshd does (new session), streaming stdout/stderr back.
+
+    Like sshd without a terminal, closing the channel does not stop the command:
+    that is what the process-group clean-up has to do.
+    """
+    proc = subprocess.Popen(["sh", "-c", command.decode()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    started.append(proc)
+
+    def pump(stream: Any, send: Any) -> None:
+        for chunk in iter(lambda: stream.read1(4096), b""):
+            try:
+                send(chunk)
+            except Exception:
+                pass  # the client went away; the command goes on, as under sshd
+
+    threads = [threading.Thread(target=pump, args=(proc.stdout, channel.sendall), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, channel.sendall_stderr), daemon=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    status = proc.wait()
+    try:
+        channel.send_exit_status(status)
+        channel.close()
+    except Exception:
+        pass
+
+
+def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Event,
+           started: list[subprocess.Popen] | None = None) -> None:
     import paramiko
 
     class Server(paramiko.ServerInterface):
@@ -174,6 +208,9 @@ def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Eve
             return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
         def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
+            if started is not None:  # the executing server: sh -c, like a real device
+                threading.Thread(target=lambda: (time.sleep(0.2), _execute(channel, command, started)), daemon=True).start()
+                return True
             # Echo the command line back so tests can see what arrived;
             # 'sleep ...' never answers (for the time-out test).
             if command.startswith(b"sleep"):
@@ -224,6 +261,34 @@ def ssh_server(tmp_path: Path) -> Iterator[SshServer]:
         stop.set()
         thread.join(timeout=5)
         sock.close()
+
+
+@pytest.fixture
+def ssh_exec_server(tmp_path: Path) -> Iterator[SshServer]:
+    """Like ``ssh_server``, but commands really run (``sh -c`` in a new session, as sshd does)."""
+    import paramiko
+
+    host_key = paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path / "host")))
+    user_file = _keygen(tmp_path / "user")
+    user_key = paramiko.Ed25519Key.from_private_key_file(str(user_file))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # loopback only
+    sock.listen(5)
+    stop = threading.Event()
+    started: list[subprocess.Popen] = []
+    thread = threading.Thread(target=_serve, args=(sock, host_key, user_key, stop, started), daemon=True)
+    thread.start()
+    try:
+        yield SshServer(sock.getsockname()[1], host_key, user_file)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        sock.close()
+        for proc in started:  # never leave a test's commands running
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=5)
 
 
 def _keygen(path: Path) -> Path:

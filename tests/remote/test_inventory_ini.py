@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -125,10 +126,12 @@ def test_ansible_inventory_listing_is_converted():
     assert _from_listing({"_meta": {"hostvars": {}}, "all": {"children": []}}) is None
 
 
-@pytest.mark.skipif(shutil.which("ansible-inventory") is None, reason="ansible-core is not installed here")
+ANSIBLE_INVENTORY = shutil.which("ansible-inventory")  # looked up before the fixture hides PATH
+
+
+@pytest.mark.skipif(ANSIBLE_INVENTORY is None, reason="ansible-core is not installed here")
 def test_real_ansible_inventory_agrees(tmp_path, monkeypatch):
-    exe = shutil.which("ansible-inventory")
-    monkeypatch.setenv("PATH", str(__import__("pathlib").Path(exe).parent))
+    monkeypatch.setenv("PATH", str(Path(ANSIBLE_INVENTORY).parent))
     ini = tmp_path / "hosts"
     ini.write_text(INI)
     via_ansible = by_name(load_inventory(ini))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mdnet_deploy.artifact import ArtifactMeta, TensorSpec, read_meta, write_meta
+from mdnet_deploy.artifact import ArtifactMeta, TensorSpec, write_meta
 from mdnet_deploy.errors import ArtifactError, UnavailableError
-from mdnet_deploy.runtimes.engine_meta import BatchSpec, check_engine_compat, probe_target, read_l4t_release, rebuild_command, same_tensorrt
-from mdnet_deploy.runtimes import tensorrt as runner_mod
+from mdnet_deploy.runtimes.engine_meta import (
+    BatchSpec,
+    check_engine_compat,
+    probe_target,
+    read_l4t_release,
+    rebuild_command,
+    same_tensorrt,
+)
 from mdnet_deploy.runtimes.tensorrt import TensorRTRunner
 
 REBUILD = rebuild_command("/models/m.int8.onnx", "/models/m.engine", "int8", batch=BatchSpec(1, 8, 64))

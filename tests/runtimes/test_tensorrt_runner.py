@@ -6,7 +6,6 @@ runs on a Jetson or a CUDA machine with ``pip install 'mdnet-deploy[tensorrt]'``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 trt = pytest.importorskip("tensorrt", reason="TensorRT Python bindings not installed (no GPU on this machine)")
 pytest.importorskip("onnx")
 
-from mdnet_deploy.artifact import read_meta, sidecar_path  # noqa: E402
+from mdnet_deploy.artifact import read_meta, write_meta  # noqa: E402
 from mdnet_deploy.errors import ArtifactError, InputError  # noqa: E402
 from mdnet_deploy.export.tensorrt.build import build_engine  # noqa: E402
 from mdnet_deploy.export.tensorrt.smoke import write_tiny_classifier  # noqa: E402
@@ -86,10 +85,10 @@ def test_foreign_sidecar_is_refused_before_loading(tmp_path: Path) -> None:
     onnx_path = write_tiny_classifier(tmp_path / "tiny.int8.onnx", qdq=True)
     engine = tmp_path / "tiny.engine"
     build_engine(onnx_path, engine, "int8")
-    side = sidecar_path(engine)
-    data = json.loads(side.read_text())
-    data["target"]["tensorrt"] = "7.1.3"  # pretend it came from an old Jetson
-    side.write_text(json.dumps(data))
+    old = read_meta(engine)
+    assert old is not None and old.target is not None
+    old.target["tensorrt"] = "7.1.3"  # pretend it came from an old Jetson (re-stamped: a hand edit is refused)
+    write_meta(engine, old)
     loaded = read_meta(engine)
     assert loaded is not None
     with pytest.raises(ArtifactError, match="TensorRT 7.1.3") as info:

@@ -37,6 +37,7 @@ from .trtexec import (
     run_trtexec,
     trtexec_command,
 )
+
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 # Quantized ONNX in "QOperator" form, which TensorRT's parser does not read.
 _QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm"}
@@ -90,6 +91,29 @@ def tensorrt_bindings() -> tuple[bool, str]:
     except Exception as exc:  # ImportError, or OSError from a broken libnvinfer
         return False, f"{type(exc).__name__}: {exc}"
     return True, str(getattr(tensorrt, "__version__", "unknown"))
+
+
+def tensorrt_here() -> tuple[str | None, str]:
+    """(TensorRT version, where it was found): the Python bindings first, else trtexec; (None, why) when neither."""
+    ok, found = tensorrt_bindings()
+    if ok:
+        return found, "Python bindings"
+    tool = find_trtexec()
+    if tool is not None:
+        version = probe_trtexec_version(tool)
+        return version, f"trtexec at {tool}"
+    return None, f"no TensorRT here: bindings not importable ({found}) and no trtexec (PATH, {DEFAULT_LOCATIONS[0]}, ${TRTEXEC_ENV})"
+
+
+def doctor_report() -> dict[str, Any]:
+    """``doctor --device jetson``: TensorRT version, typing mode, DLA support, and what ``compile`` will do here."""
+    from ...devices.environment import read_l4t_release
+    from .policy import jetson_report
+
+    version, source = tensorrt_here()
+    report = jetson_report(version, _sys.device_tree_model(), read_l4t_release())
+    report["source"] = source
+    return report
 
 
 def build_engine(
@@ -174,9 +198,9 @@ def _check_quantization(summary: OnnxSummary, precision: str, onnx_path: Path) -
             f"{onnx_path} has no QuantizeLinear/DequantizeLinear nodes, so an int8 engine has no scales; "
             f"run 'mdnet-deploy quantize {onnx_path}' first and compile the .int8.onnx it writes"
         )
-    if precision == "fp16" and summary.has_qdq:
+    if precision in ("fp16", "fp32") and summary.has_qdq:
         raise InputError(
-            f"{onnx_path} is a QDQ (int8) model; compile it with --precision int8, or compile the float model.onnx for fp16"
+            f"{onnx_path} is a QDQ (int8) model; compile it with --precision int8, or compile the float model.onnx for {precision}"
         )
 
 
@@ -286,7 +310,7 @@ def _build_with_trtexec(req: _Request, tool: Path, timeout_s: float | None) -> t
 
 @contextlib.contextmanager
 def _source_onnx(req: _Request, plan: BuildPlan) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """The ONNX to hand TensorRT: the given one, or (strongly typed FP16) an FP16 form written beside the output."""
+    """The ONNX to hand TensorRT: the given one, or (strongly typed) its FP16 / mixed form written beside the output."""
     if not plan.fp16_onnx:
         yield req.onnx, {}
         return
@@ -298,10 +322,11 @@ def _source_onnx(req: _Request, plan: BuildPlan) -> Iterator[tuple[Path, dict[st
         import onnx  # noqa: F401
     except ImportError:
         raise UnavailableError(
-            f"TensorRT {plan.tensorrt} builds strongly typed networks only, so an fp16 engine is built from an FP16 ONNX "
-            "that this tool writes with the onnx package; pip install onnx (or build the int8 engine instead)"
+            f"a strongly typed TensorRT {plan.tensorrt} build takes its precision from the graph, so this tool first writes an "
+            "FP16 (mixed) ONNX with the onnx package; pip install onnx"
         ) from None
-    keep = guard_float_nodes(req.onnx)
+    # The guard's float layers: in a Q/DQ model's own metadata; for a float model, in its quantized child's.
+    keep = _own_float_nodes(req.onnx) if req.has_qdq else guard_float_nodes(req.onnx)
     tmp = req.out.with_name(f".{req.out.name}.fp16.onnx.partial")
     try:
         kept = write_fp16_onnx(req.onnx, tmp, keep)
@@ -309,6 +334,15 @@ def _source_onnx(req: _Request, plan: BuildPlan) -> Iterator[tuple[Path, dict[st
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _float_node_names(quant: dict[str, Any]) -> list[str]:
+    return [str(n.get("node") if isinstance(n, dict) else n) for n in quant.get("float_nodes") or []]
+
+
+def _own_float_nodes(onnx_path: Path) -> list[str]:
+    meta = read_meta(onnx_path, required=False)
+    return _float_node_names((meta.quantization or {}) if meta is not None else {})
 
 
 def guard_float_nodes(onnx_path: Path) -> list[str]:
@@ -328,7 +362,7 @@ def guard_float_nodes(onnx_path: Path) -> list[str]:
             continue
         digest = digest or sha256_file(onnx_path)
         if parent["sha256"] == digest:
-            return [str(n.get("node") if isinstance(n, dict) else n) for n in quant["float_nodes"]]
+            return _float_node_names(quant)
     return []
 
 

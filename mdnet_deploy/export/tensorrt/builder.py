@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConversionError, InputError, UnavailableError
-from ...runtimes.engine_meta import BatchSpec
+from ...runtimes.engine_meta import BatchSpec, collecting_logger
 from .policy import STRONG, BuildPlan
 
 # Every TensorRT name the builder touches, by where it lives: the API tests check
@@ -46,24 +46,6 @@ API_NAMES: dict[str, tuple[str, ...]] = {
 # Used only where they exist: the weak-typing flags (gone in 11), EXPLICIT_BATCH (before 10),
 # STRONGLY_TYPED (10+), platform_has_fast_int8 (gone in 11).
 _AVOIDED = {"BuilderFlag": ("FP16", "INT8"), "NetworkDefinitionCreationFlag": ("EXPLICIT_BATCH", "STRONGLY_TYPED")}
-
-
-def collecting_logger(trt: Any) -> Any:
-    """A TensorRT logger that keeps errors (for one-line messages) instead of spraying stderr."""
-
-    class _Logger(trt.ILogger):  # type: ignore[name-defined,misc]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-            self.warnings: list[str] = []
-
-        def log(self, severity: Any, msg: str) -> None:
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                self.errors.append(" ".join(str(msg).split()))
-            elif severity == trt.ILogger.Severity.WARNING:
-                self.warnings.append(" ".join(str(msg).split()))
-
-    return _Logger()
 
 
 def precision_flags_of(trt: Any) -> bool:

@@ -12,6 +12,14 @@ layers compute in float16. This writes one with the ``onnx`` package:
   epsilon would flush to zero and divide by it);
 * everything else (convolutions, matmuls, activations, adds) computes in
   FP16; a Cast sits on every edge where the two meet (TensorRT fuses them).
+
+A Q/DQ (INT8) model gets the same treatment, which is what a strongly typed
+INT8 engine needs for its float islands to run in FP16 as they do under
+10.x's FP16 flag: the Q/DQ scales become float16 (ONNX opset 19 allows
+that, so the opset is raised to 19 when lower), the integer weights and zero
+points stay as they are, and the layers the accuracy guard kept float stay
+FP32. This is the form NVIDIA's ModelOpt writes for ``high_precision_dtype
+fp16``.
 """
 
 from __future__ import annotations
@@ -23,14 +31,39 @@ from typing import Any, Iterable
 import numpy as np
 
 # Kept FP32 whatever the caller says: their range or accumulation needs it.
-FRAGILE_OPS = frozenset({
-    "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "Softmax", "LogSoftmax", "ReduceL1", "ReduceL2", "ReduceLogSum",
-    "ReduceLogSumExp", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceProd", "LayerNormalization",
-    "InstanceNormalization", "GroupNormalization", "Range", "CumSum", "TopK", "NonMaxSuppression", "RoiAlign", "Resize",
-})
+FRAGILE_OPS = frozenset(
+    {
+        "Pow",
+        "Sqrt",
+        "Reciprocal",
+        "Exp",
+        "Log",
+        "Softmax",
+        "LogSoftmax",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceMean",
+        "ReduceSum",
+        "ReduceSumSquare",
+        "ReduceProd",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "GroupNormalization",
+        "Range",
+        "CumSum",
+        "TopK",
+        "NonMaxSuppression",
+        "RoiAlign",
+        "Resize",
+    }
+)
 _FP16_MAX = 65504.0
 _FP16_MIN_NORMAL = 6.103515625e-05
 _SMALL_CONSTANT = 16  # elements: an epsilon or a scale, not a weight tensor
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+_QDQ_FP16_OPSET = 19  # QuantizeLinear/DequantizeLinear-19 take float16 scales
 
 
 def _out_of_range(arr: np.ndarray) -> bool:
@@ -51,8 +84,12 @@ def convert_to_fp16(model: Any, keep_fp32: Iterable[str] = ()) -> tuple[Any, lis
 
     model = onnx.shape_inference.infer_shapes(model)
     g = model.graph
-    float_tensors = {vi.name for vi in [*g.value_info, *g.input, *g.output]
-                     if vi.type.tensor_type.elem_type == TensorProto.FLOAT}
+    for i, node in enumerate(g.node):  # names are how layers are kept FP32: give the unnamed ones one
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+    float_tensors = {
+        vi.name for vi in [*g.value_info, *g.input, *g.output] if vi.type.tensor_type.elem_type == TensorProto.FLOAT
+    }
     inits = {t.name: t for t in g.initializer}
     float_tensors |= {n for n, t in inits.items() if t.data_type == TensorProto.FLOAT}
     consts: dict[str, np.ndarray] = {}
@@ -60,17 +97,28 @@ def convert_to_fp16(model: Any, keep_fp32: Iterable[str] = ()) -> tuple[Any, lis
         if node.op_type == "Constant" and node.attribute and node.attribute[0].t.data_type == TensorProto.FLOAT:
             consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
             float_tensors.add(node.output[0])
-    const_values = {**{n: numpy_helper.to_array(t) for n, t in inits.items() if t.data_type == TensorProto.FLOAT}, **consts}
+    const_values = {
+        **{n: numpy_helper.to_array(t) for n, t in inits.items() if t.data_type == TensorProto.FLOAT},
+        **consts,
+    }
 
     wanted = set(keep_fp32)
     kept: set[str] = set()
     for node in g.node:
         if node.op_type == "Constant":
             continue
-        if node.name in wanted or node.op_type in FRAGILE_OPS or any(
-            i in const_values and _out_of_range(const_values[i]) for i in node.input
+        # A Q/DQ scale is small by nature; FP16 holds it (as a subnormal at worst), so only overflow keeps it FP32.
+        scale_ok = node.op_type in _QDQ
+        if (
+            node.name in wanted
+            or node.op_type in FRAGILE_OPS
+            or any(i in const_values and (_out_of_range(const_values[i]) and not scale_ok) for i in node.input)
         ):
             kept.add(node.name)
+    if any(n.op_type in _QDQ for n in g.node):
+        for opset in model.opset_import:
+            if opset.domain in ("", "ai.onnx") and opset.version < _QDQ_FP16_OPSET:
+                opset.version = _QDQ_FP16_OPSET
 
     def runs_fp16(node: Any) -> bool:
         return node.op_type != "Constant" and node.name not in kept
@@ -123,7 +171,9 @@ def convert_to_fp16(model: Any, keep_fp32: Iterable[str] = ()) -> tuple[Any, lis
             for node in new_nodes:
                 node.output[:] = [inner if o == out.name else o for o in node.output]
                 node.input[:] = [inner if i == out.name else i for i in node.input]
-            new_nodes.append(helper.make_node("Cast", [inner], [out.name], name=f"{out.name}__cast_out", to=TensorProto.FLOAT))
+            new_nodes.append(
+                helper.make_node("Cast", [inner], [out.name], name=f"{out.name}__cast_out", to=TensorProto.FLOAT)
+            )
     del g.node[:]
     g.node.extend(new_nodes)
     del g.value_info[:]  # stale types; re-inferred below and by TensorRT's parser
@@ -132,7 +182,9 @@ def convert_to_fp16(model: Any, keep_fp32: Iterable[str] = ()) -> tuple[Any, lis
     return model, sorted(kept)
 
 
-def write_fp16_onnx(src: str | os.PathLike[str], dest: str | os.PathLike[str], keep_fp32: Iterable[str] = ()) -> list[str]:
+def write_fp16_onnx(
+    src: str | os.PathLike[str], dest: str | os.PathLike[str], keep_fp32: Iterable[str] = ()
+) -> list[str]:
     """Write ``dest``, the FP16 mixed form of the float ONNX ``src``; return the nodes kept FP32."""
     import onnx
 

@@ -10,8 +10,10 @@ guide):
   INT8 network run in half precision). 8.x also needs ``EXPLICIT_BATCH``.
   10.x can build strongly typed networks on request.
 * 11.x (JetPack 7.2+) builds *strongly typed* networks only: the precision
-  flags are gone, precision comes from the graph. INT8 from the Q/DQ model,
-  FP16 from an FP16 ONNX written from the float model (``fp16.py``).
+  flags are gone, precision comes from the graph. So ``compile`` first writes
+  an FP16 (mixed) ONNX (``fp16.py``): from the float model for fp16, from the
+  Q/DQ model for int8 (its float islands in FP16, as 10.x's FP16 flag gives
+  them); the layers the accuracy guard kept float stay FP32 in both.
   ``trtexec --stronglyTyped`` is a deprecated no-op there and ``--int8`` /
   ``--fp16`` / ``--best`` no longer exist.
 * DLA: up to 10.7 on Xavier (AGX, NX) and Orin (AGX, NX; Orin Nano has
@@ -23,13 +25,13 @@ Standard library only: ``doctor`` on a bare device imports it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...errors import InputError, UnavailableError
 
 WEAK, STRONG = "weak", "strong"
-PRECISIONS = ("int8", "fp16", "best")
+PRECISIONS = ("int8", "fp16", "fp32", "best")
 
 # DLA boards by device-tree model (lower case fragments), and when TensorRT has DLA at all.
 _DLA_BOARDS = ("agx xavier", "xavier nx", "agx orin", "orin nx")
@@ -77,7 +79,9 @@ def choose_typing(version: Any, requested: bool | None = None, precision_flags: 
         return STRONG
     if requested:
         if version_tuple(version) is not None and not has_strong_typing(version):
-            raise UnavailableError(f"TensorRT {version} has no strongly typed networks (TensorRT 10 or newer); build without strong typing")
+            raise UnavailableError(
+                f"TensorRT {version} has no strongly typed networks (TensorRT 10 or newer); build without strong typing"
+            )
         return STRONG
     return WEAK
 
@@ -142,27 +146,43 @@ class BuildPlan:
     builder_flags: tuple[str, ...] = ()  # BuilderFlag names
     network_flags: tuple[str, ...] = ()  # NetworkDefinitionCreationFlag names
     trtexec_flags: tuple[str, ...] = ()
-    fp16_onnx: bool = False  # strong FP16: write an FP16 ONNX from the float model first
+    fp16_onnx: bool = False  # strongly typed: write the FP16 (mixed) ONNX first
     dla_core: int | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def device(self) -> str:
         return "gpu" if self.dla_core is None else f"dla:{self.dla_core}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"typing": self.typing, "requested_precision": self.requested, "builder_flags": list(self.builder_flags),
-                "network_flags": list(self.network_flags), "fp16_onnx": self.fp16_onnx, "device": self.device}
+        return {
+            "typing": self.typing,
+            "requested_precision": self.requested,
+            "builder_flags": list(self.builder_flags),
+            "network_flags": list(self.network_flags),
+            "fp16_onnx": self.fp16_onnx,
+            "device": self.device,
+        }
 
     def describe(self) -> str:
         """One sentence: what ``compile --target tensorrt`` does with this TensorRT."""
-        what = {"int8": "an INT8 engine from the Q/DQ model", "fp16": "an FP16 engine from the float model"}[self.precision]
-        if self.typing == WEAK:
+        what = {
+            "int8": "an INT8 engine from the Q/DQ model",
+            "fp16": "an FP16 engine from the float model",
+            "fp32": "an FP32 engine from the float model",
+        }[self.precision]
+        if self.precision == "fp32":
+            how = f"{self.typing}ly typed, no precision flag"
+        elif self.typing == WEAK:
             how = f"weakly typed with builder flags {', '.join(self.builder_flags)}"
-        elif self.fp16_onnx:
-            how = "strongly typed, from an FP16 ONNX written from the float model (layers the guard kept float stay FP32)"
+        elif self.precision == "fp16":
+            how = (
+                "strongly typed, from an FP16 ONNX written from the float model (layers the guard kept float stay FP32)"
+            )
         else:
-            how = "strongly typed, precision from the graph's Q/DQ (float layers stay FP32)"
+            how = (
+                "strongly typed, from a mixed ONNX written from the Q/DQ model (float16 Q/DQ scales, float layers "
+                "in FP16, layers the guard kept float in FP32)"
+            )
         on = "on the GPU" if self.dla_core is None else f"on DLA core {self.dla_core} with GPU fallback"
         return f"TensorRT {self.tensorrt or 'unknown'}: {what}, {how}, {on}"
 
@@ -185,7 +205,10 @@ def plan_build(
         network.append("EXPLICIT_BATCH")  # 10.x ignores it (and 11 removed it)
     builder: tuple[str, ...] = ()
     trtexec: tuple[str, ...] = ()
-    if typing == WEAK:
+    if resolved == "fp32":
+        if typing == STRONG:
+            network.append("STRONGLY_TYPED")
+    elif typing == WEAK:
         # FP16 also for INT8: the layers left in float then run in half precision.
         builder = ("FP16", "INT8") if resolved == "int8" else ("FP16",)
         trtexec = ("--int8", "--fp16") if resolved == "int8" else ("--fp16",)
@@ -195,20 +218,26 @@ def plan_build(
             trtexec = ("--stronglyTyped",)  # 11's trtexec: a deprecated no-op, so not passed
     if dla_core is not None:
         builder = (*builder, "GPU_FALLBACK")
-    notes = []
-    if typing == STRONG and resolved == "int8":
-        notes.append("strongly typed INT8: the layers the Q/DQ graph leaves in float run in FP32")
     return BuildPlan(
-        tensorrt=None if version is None else str(version), requested=requested, precision=resolved, typing=typing,
-        builder_flags=builder, network_flags=tuple(network), trtexec_flags=trtexec,
-        fp16_onnx=typing == STRONG and resolved == "fp16", dla_core=dla_core, notes=notes,
+        tensorrt=None if version is None else str(version),
+        requested=requested,
+        precision=resolved,
+        typing=typing,
+        builder_flags=builder,
+        network_flags=tuple(network),
+        trtexec_flags=trtexec,
+        fp16_onnx=typing == STRONG and resolved != "fp32",
+        dla_core=dla_core,
     )
 
 
 def jetson_report(version: str | None, board: str | None, release: dict[str, str] | None) -> dict[str, Any]:
     """``doctor --device jetson``'s TensorRT block: version, typing, DLA, and what ``compile`` will do."""
     report: dict[str, Any] = {
-        "tensorrt": version, "board": board, "l4t": (release or {}).get("l4t"), "jetpack": (release or {}).get("jetpack"),
+        "tensorrt": version,
+        "board": board,
+        "l4t": (release or {}).get("l4t"),
+        "jetpack": (release or {}).get("jetpack"),
     }
     if version is None:
         report.update(typing=None, dla=None, compile=None)
@@ -216,6 +245,9 @@ def jetson_report(version: str | None, board: str | None, release: dict[str, str
     typing = choose_typing(version)
     why_no_dla = dla_refusal(version, board)
     report["typing"] = typing
-    report["dla"] = {"supported": why_no_dla is None, "reason": why_no_dla or f"{board or 'this board'} with TensorRT {version}"}
+    report["dla"] = {
+        "supported": why_no_dla is None,
+        "reason": why_no_dla or f"{board or 'this board'} with TensorRT {version}",
+    }
     report["compile"] = {p: plan_build(version, p, has_qdq=(p == "int8")).describe() for p in ("int8", "fp16")}
     return report

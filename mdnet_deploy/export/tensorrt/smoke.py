@@ -52,20 +52,20 @@ def write_tiny_classifier(
             numpy_helper.from_array(np.array(0, np.int8), "x_zp"),
         ]
         nodes += [
-            helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zp"], ["x_q"]),
-            helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"]),
-            helper.make_node("DequantizeLinear", ["conv_w_q", "w_scale", "w_zp"], ["conv_w"]),
+            helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zp"], ["x_q"], name="input_q"),
+            helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zp"], ["x_dq"], name="input_dq"),
+            helper.make_node("DequantizeLinear", ["conv_w_q", "w_scale", "w_zp"], ["conv_w"], name="conv_w_dq"),
         ]
         conv_in = "x_dq"
     else:
         inits.append(numpy_helper.from_array(w_int.astype(np.float32) * WEIGHT_SCALE, "conv_w"))
         conv_in = "input"
     nodes += [
-        helper.make_node("Conv", [conv_in, "conv_w", "conv_b"], ["conv"], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["conv"], ["relu"]),
-        helper.make_node("GlobalAveragePool", ["relu"], ["pool"]),
-        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
-        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1),
+        helper.make_node("Conv", [conv_in, "conv_w", "conv_b"], ["conv"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["relu"], ["pool"], name="pool"),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     ]
     graph = helper.make_graph(
         nodes, "tiny_classifier",

@@ -192,7 +192,7 @@ def _stats(rest: str) -> dict[str, float]:
         key = m.group(1)
         if m.group(2):
             pct = m.group(2)
-            key = "p" + pct.removesuffix(".0").replace(".", "_")
+            key = "p" + (pct[:-2] if pct.endswith(".0") else pct).replace(".", "_")
         elif key == "median":
             key = "p50"
         out[key] = value

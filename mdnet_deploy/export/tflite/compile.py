@@ -68,6 +68,7 @@ def convert_tflite(
     trust_pickle: bool = False,
     progress: Progress | None = None,
     allow_overlap: bool = False,
+    graph: str | None = None,
 ) -> TfliteResult:
     """Convert ``source`` (checkpoint, or ONNX artifact pointing at one) to ``out`` (.tflite).
 
@@ -76,12 +77,21 @@ def convert_tflite(
     ``threads``: interpreter threads for the host verification (default 1: fastest on
     small shared machines, where a second XNNPACK thread mostly spin-waits).
     ``progress(stage, done, total)`` is called as work advances; nothing is printed.
+    ``graph``: ``cpu`` converts the depthwise+sum form of MDNET's grouped convolutions
+    (:mod:`mdnet_deploy.model.cpu_graph`); ``original`` the authors' form; None picks by
+    measurement (docs/BENCHMARKS.md, issue 12): ``cpu`` for fp32/fp16 (XNNPACK 1.7x faster),
+    ``original`` for int8 (even: the per-group SUM runs in float between DEQUANTIZE/QUANTIZE).
+    Parity is always checked against the authors' module.
     """
     from ...model.checkpoint import load_checkpoint
+    from ...model.cpu_graph import GRAPHS, for_graph
     from .source import check_modules, resolve_source
 
     say = progress or (lambda *_: None)
     precision, io, out = _check_options(precision, io, batch, calib_size, out)
+    graph = graph or ("original" if precision == "int8" else "cpu")
+    if graph not in GRAPHS:
+        raise InputError(f"graph {graph} is not known; use cpu (depthwise+sum, XNNPACK) or original (the authors' grouped convs)")
     check_output(out, force=force)
     times: dict[str, float] = {}
     warnings: list[str] = []
@@ -121,13 +131,14 @@ def convert_tflite(
 
     with atomic_output(out) as tmp:
         t0 = time.perf_counter()
-        data = _convert(ckpt.model, precision, io, batch, prep, cal, plan, out, say, times)
+        converted, rewritten = for_graph(ckpt.model, graph)  # the reference below stays the authors' module
+        data = _convert(converted, precision, io, batch, prep, cal, plan, out, say, times)
         times["convert_s"] = time.perf_counter() - t0  # includes calibrate_s
         tmp.write_bytes(data)
 
         t0 = time.perf_counter()
         say("verify", 0, 0)
-        meta = _base_meta(ckpt, src, prep, precision, eval_ds)
+        meta = _base_meta(ckpt, src, prep, precision, eval_ds, graph, rewritten)
         verified = _verify(tmp, meta, ckpt.model, precision, prep, cal, eval_ds, plan, threads)
         times["verify_s"] = time.perf_counter() - t0
         meta.input, meta.output = verified.pop("input"), verified.pop("output")
@@ -280,29 +291,26 @@ def _set_io(data: bytes, io: str) -> bytes:
 
 
 # -- verification and metadata -----------------------------------------------------
-def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds: Any) -> ArtifactMeta:
+def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds: Any, graph: str,
+               rewritten: Sequence[str]) -> ArtifactMeta:
+    from ...model.meta import checkpoint_meta
     from ..onnx_export import tool_versions
 
     labels = src.meta.labels if src.meta is not None else None
     if labels is None and eval_ds is not None:
         labels = list(eval_ds.class_names)
-    meta = ArtifactMeta(
-        format="tflite",
-        precision=precision,
-        variant="mdnet" if ckpt.width == 1.0 else f"mdnet-w{ckpt.width:g}",
-        num_classes=ckpt.num_classes,
-        labels=labels,
+    meta = checkpoint_meta(
+        ckpt, format="tflite", precision=precision, preprocessing=prep, labels=labels, graph=graph, rewritten=rewritten,
         input=TensorSpec(name="input", shape=[1, *prep.size, 3], layout="NHWC"),
         output=TensorSpec(name="logits", shape=[1, ckpt.num_classes], layout="NC"),
-        preprocessing=prep,
-        model_config={"num_classes": ckpt.num_classes, "width": ckpt.width, "heads": ckpt.heads},
-        parent=file_ref(src.given),
-        checkpoint={**file_ref(ckpt.path), "wrapper": ckpt.wrapper},
-        tools=tool_versions("torch", "litert-torch", "torchao", "ai-edge-litert", "ai-edge-quantizer", "mdnet-deploy"),
-        target={"runtime": "tflite", "delegate": "xnnpack (default CPU delegate)"},
     )
+    meta.parent = file_ref(src.given)
+    meta.tools = tool_versions("torch", "litert-torch", "torchao", "ai-edge-litert", "ai-edge-quantizer", "mdnet-deploy")
+    meta.target = {"runtime": "tflite", "delegate": "xnnpack (default CPU delegate)"}
     if src.meta is not None and src.meta.model_config:
-        meta.model_config = {**src.meta.model_config, **meta.model_config}
+        # The parent's config, but this file's own graph form.
+        meta.model_config = {**{k: v for k, v in src.meta.model_config.items() if k not in ("graph", "rewritten_modules")},
+                             **meta.model_config}
     return meta
 
 

@@ -9,44 +9,29 @@ each float-fallback module became (the proof that the fallback held).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ...artifact import ArtifactMeta
-from ...metrics import compare_logits, topk_accuracy
+from ...metrics import topk_accuracy
 from ...runtimes.tflite import TfliteRunner, _op_label
+from ..parity import ParityCheck
 from .flatbuffer import module_of_tensor
+
+__all__ = ["ParityCheck", "accuracy", "module_ops", "open_runner", "parity", "tflite_logits", "torch_logits"]
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
 
 
-@dataclass
-class ParityCheck:
-    name: str  # "random", "calibration images", or the eval set's description
-    n: int
-    max_abs_diff: float
-    mean_abs_diff: float
-    top1_agreement: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def torch_logits(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    """PyTorch float reference, channels-last: MDNET's grouped 5x5/7x7 convs run ~2.5x faster that way on CPU."""
-    import torch
+    """PyTorch float reference through the TorchRunner, channels-last (MDNET's grouped convs run ~2.5x faster so on CPU)."""
+    from ...runtimes.torch_runner import TorchRunner
 
-    cl = torch.channels_last
-    model.to(memory_format=cl)
-    try:
-        with torch.no_grad():
-            outs = [model(torch.from_numpy(x[i : i + batch]).contiguous(memory_format=cl)).numpy() for i in range(0, len(x), batch)]
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+    meta = ArtifactMeta(format="pt")
+    with TorchRunner.for_model(model, meta, channels_last=True) as reference:
+        return reference.logits(x, batch=batch)
 
 
 def tflite_logits(runner: TfliteRunner, x: np.ndarray) -> np.ndarray:
@@ -56,8 +41,7 @@ def tflite_logits(runner: TfliteRunner, x: np.ndarray) -> np.ndarray:
 
 
 def parity(name: str, reference: np.ndarray, candidate: np.ndarray) -> ParityCheck:
-    c = compare_logits(reference, candidate)
-    return ParityCheck(name, c["n"], c["max_abs_diff"], c["mean_abs_diff"], c["top1_agreement"])
+    return ParityCheck.of(name, reference, candidate)
 
 
 def accuracy(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, dataset: str) -> dict[str, Any]:
