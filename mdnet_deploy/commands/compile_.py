@@ -7,8 +7,9 @@ from a (QDQ) ONNX with TensorRT, which normally runs on the device itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 from rich.markup import escape
@@ -17,8 +18,7 @@ from rich.table import Table
 from ..errors import InputError
 from ._common import console, err_console, fmt, info, parse_floats, warn
 
-TARGETS = ("tflite", "tensorrt")
-# Options that only one target reads: giving them to the other is a mistake worth a message.
+# Options that only one target reads: giving them to another is a mistake worth a message.
 TFLITE_ONLY = ("calib", "calib_size", "io", "eval_spec", "quant_report", "checkpoint", "mean", "std", "threads", "trust_pickle",
                "allow_overlap")
 TENSORRT_ONLY = ("workspace", "dla", "trtexec", "host", "inventory", "identity", "setup", "accept_new_host_key", "keep_remote")
@@ -65,10 +65,11 @@ def command(source: Path, target: str, precision: str, output: Path, force: bool
       mdnet-deploy compile out/model.int8.onnx --target tensorrt --precision int8 --host nvidia@orin -o out/model.engine
     """
     target = target.lower()
-    if target not in TARGETS:
-        raise InputError(f"--target {target} is not known; use tflite or tensorrt")
-    other = TENSORRT_ONLY if target == "tflite" else TFLITE_ONLY
-    given = [name for name in other if opts.get(name) not in (None, False, "float")]
+    spec = TARGETS.get(target)
+    if spec is None:
+        raise InputError(f"--target {target} is not known; use {' or '.join(TARGETS)}")
+    other = {name for t in TARGETS.values() if t is not spec for name in t.options} - set(spec.options)
+    given = [name for name in sorted(other) if opts.get(name) not in (None, False, "float")]
     if given:
         flag = "--" + given[0].replace("_spec", "").replace("_", "-")
         raise InputError(f"{flag} is not an option of --target {target}")
@@ -79,10 +80,7 @@ def command(source: Path, target: str, precision: str, output: Path, force: bool
     for path in (output, output.with_name(output.name + ".json")):
         check_output(path, force=force, inputs=inputs)
     with trusted_pickles(bool(opts.get("trust_pickle"))):
-        if target == "tflite":
-            _tflite(source, precision, output, force, batch, opts)
-        else:
-            _tensorrt(source, precision, output, force, batch, opts)
+        spec.build(source, precision, output, force, batch, opts)
 
 
 def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str | None, opts: dict[str, Any]) -> None:
@@ -167,6 +165,21 @@ def _wrote_engine(output: Path, meta: Any) -> None:
         f"wrote {output} ({meta.precision}, TensorRT {target.get('tensorrt', '?')}, {target.get('gpu', 'GPU ?')}) and {output.name}.json",
         markup=False, highlight=False,
     )
+
+
+@dataclass(frozen=True)
+class CompileTarget:
+    """One ``--target``: the function that builds it and the options only it reads."""
+
+    build: Callable[[Path, str, Path, bool, str | None, dict[str, Any]], None]
+    options: tuple[str, ...]
+
+
+#: The one table of compile targets: a new target is a library module, a builder function above and a line here.
+TARGETS: dict[str, CompileTarget] = {
+    "tflite": CompileTarget(_tflite, TFLITE_ONLY),
+    "tensorrt": CompileTarget(_tensorrt, TENSORRT_ONLY),
+}
 
 
 _STAGE_LABELS = {"load": "loading checkpoint and data", "convert": "converting with litert-torch",
