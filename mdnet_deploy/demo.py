@@ -104,7 +104,8 @@ def run_demo(
 
     # PyTorch reference: the logits every converted artifact is compared with.
     ckpt = load_checkpoint(ckpt_path)
-    with TorchRunner.for_model(ckpt.model, checkpoint_meta(ckpt, format="pt")) as reference:
+    reference = TorchRunner.for_model(ckpt.model, checkpoint_meta(ckpt, format="pt"))
+    with reference:
         ref = reference.logits(x)
     result.rows.append(DemoRow("train", str(ckpt_path), _mb(ckpt_path), "fp32", topk_accuracy(ref, y)["top1"], 100.0,
                                note="PyTorch eager" + (", trained now" if trained else ", cached")))

@@ -75,7 +75,7 @@ def load_images(
     """Load ``spec`` at the model's input size and keep ``count`` images (all when None)."""
     from ..data import load_dataset, preprocess, select_subset
 
-    ds = load_dataset(spec, split=split, size=tuple(prep.size))
+    ds = load_dataset(spec, split=split, size=(int(prep.size[0]), int(prep.size[1])))
     if ds.skipped:
         example = Path(ds.skipped[0]).name
         warn(f"{what} set {spec}: skipped {len(ds.skipped)} files that are not images (e.g. {example})")

@@ -345,12 +345,12 @@ def partial_model(index: ChainIndex, quantized: Iterable[str]) -> Any:
         rewired[node.name] = [rename.get(n, n) for n in inputs]
     new_nodes = list(chain_nodes.values())
     for node in graph.node:
-        inputs = rewired.get(node.name)
-        if inputs is not None:
+        new_inputs = rewired.get(node.name)
+        if new_inputs is not None:
             replaced = onnx.NodeProto()
             replaced.CopyFrom(node)
             del replaced.input[:]
-            replaced.input.extend(inputs)
+            replaced.input.extend(new_inputs)
             node = replaced
         new_nodes.append(node)
     del graph.node[:]

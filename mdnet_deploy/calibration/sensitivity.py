@@ -249,9 +249,9 @@ def _quant_params(index: ChainIndex, node_name: str) -> tuple[list[tuple[str, fl
                 deq = (q - zp.astype(np.float32).reshape(shape if zp.size > 1 else ())) * scale.astype(np.float32).reshape(shape if scale.size > 1 else ())
                 weights.append((fnode.input[pos], w, deq))
             continue
-        q = producers.get(src)
-        if q is not None and q.op_type == "QuantizeLinear":
-            acts.append((q.input[0], float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]), str(zp.dtype)))
+        qnode = producers.get(src)
+        if qnode is not None and qnode.op_type == "QuantizeLinear":
+            acts.append((qnode.input[0], float(scale.reshape(-1)[0]), int(zp.reshape(-1)[0]), str(zp.dtype)))
     return acts, weights
 
 

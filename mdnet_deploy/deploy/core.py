@@ -228,7 +228,7 @@ def _remote_options(config: DeployConfig, wheel: Path | None) -> dict[str, Any]:
 
 
 def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Path, config: DeployConfig, wheel: Path | None,
-                     say: Progress) -> dict[str, list[dict[str, Any]]]:
+                     say: Progress, extra: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Bench every remote device (in parallel, through the fleet runner) on its own candidate files."""
     from ..remote import run_fleet, run_remote_bench
 
@@ -238,7 +238,7 @@ def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Pa
     def bench_own(target: Any, _models: Any, npz: Any, args: Any, **kw: Any) -> list[dict[str, Any]]:
         return run_remote_bench(target, by_target[target.label], npz, args, **kw)
 
-    opts = _remote_options(config, wheel)
+    opts = {**_remote_options(config, wheel), **(extra or {})}
     rows = run_fleet([run.target for run, _ in jobs.values()], every, eval_npz, _bench_args(config),
                      max_parallel=config.max_parallel, progress=say, bench=bench_own, **opts)
     out: dict[str, list[dict[str, Any]]] = {label: [] for label in jobs}
@@ -252,18 +252,21 @@ def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Pa
 
 # -- the deploy -----------------------------------------------------------------------
 def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: BenchFn | None = None,
-           quantize_extra: dict[str, Any] | None = None) -> DeployResult:
-    """Run the whole deploy; see the module docstring. ``bench`` replaces the local bench (tests)."""
+           quantize_extra: dict[str, Any] | None = None, remote_extra: dict[str, Any] | None = None) -> DeployResult:
+    """Run the whole deploy; see the module docstring.
+
+    ``bench`` replaces the local bench; ``remote_extra`` adds keyword arguments to the remote bench and engine
+    builds (e.g. ``session_factory``); ``quantize_extra`` to ``quantize_model``. For tests and embedding.
+    """
     say = progress or (lambda _m: None)
     t_start = time.perf_counter()
     check_config(config)
     devices = resolve_devices(config)
     only = tuple(config.candidates)
     plans = {d.label: plan_candidates(d.kind, only) for d in devices}
-    out = prepare_output(config, devices)
-
     say("hashing inputs for pipeline.yaml")
-    hashes = pipeline_file.input_hashes(config)  # also proves both data specs load
+    hashes = pipeline_file.input_hashes(config)  # also proves both data specs load, before OUTDIR is touched
+    out = prepare_output(config, devices)
     pipeline_yaml = pipeline_file.write_pipeline(out / "pipeline.yaml", pipeline_file.pipeline_dict(config, hashes))
 
     build_dir = out / "build"
@@ -285,7 +288,7 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
 
             say("building the mdnet-deploy wheel for the devices")
             wheel = build_wheel(stack.enter_context(tempfile.TemporaryDirectory(prefix="mdnet-deploy-wheel-")))
-        outcomes = _build_all(devices, plans, inter, config, wheel, say)
+        outcomes = _build_all(devices, plans, inter, config, wheel, say, remote_extra or {})
 
         rows_by_device: dict[str, list[dict[str, Any]]] = {}
         local = [d for d in devices if d.target is None]
@@ -297,7 +300,7 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
         jobs = {k: v for k, v in jobs.items() if v[1]}
         if jobs:
             say(f"bench on {len(jobs)} device(s) over SSH")
-            rows_by_device.update(remote_bench_all(jobs, eval_npz, config, wheel, say))
+            rows_by_device.update(remote_bench_all(jobs, eval_npz, config, wheel, say, remote_extra or {}))
 
     results = []
     for d in devices:
@@ -333,7 +336,8 @@ def _pack_eval(config: DeployConfig, float_onnx: Path, build_dir: Path, say: Pro
 
 
 def _build_all(devices: Sequence[DeviceRun], plans: dict[str, list[tuple[CandidateSpec, bool]]], inter: Intermediates,
-               config: DeployConfig, wheel: Path | None, say: Progress) -> dict[str, list[CandidateOutcome]]:
+               config: DeployConfig, wheel: Path | None, say: Progress,
+               remote_extra: dict[str, Any]) -> dict[str, list[CandidateOutcome]]:
     """Build each device's candidates; board-independent ones once per kind, then copied."""
     made: dict[tuple[str, str], Built] = {}
     outcomes: dict[str, list[CandidateOutcome]] = {}
@@ -348,7 +352,7 @@ def _build_all(devices: Sequence[DeviceRun], plans: dict[str, list[tuple[Candida
                 built = _copy_built(made[key], dest)
             else:
                 built = build_candidate(spec, dest, inter, target=d.target, progress=_prefixed(say, d.label),
-                                        remote=dict(_remote_options(config, wheel), identity=None) if per_board else None)
+                                        remote={**_remote_options(config, wheel), **remote_extra} if per_board else None)
                 if not per_board:
                     made[key] = built
             if built.error:

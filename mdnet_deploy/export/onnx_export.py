@@ -198,7 +198,8 @@ def export_onnx(
         checks = []
         rng = np.random.default_rng(0)
         random_x = rng.standard_normal((8 if batch is None else batch, 3, *prep.size)).astype(np.float32)
-        with TorchRunner.for_model(ckpt.model, meta, channels_last=True) as reference:
+        reference = TorchRunner.for_model(ckpt.model, meta, channels_last=True)
+        with reference:
             checks.append(_parity("random", reference, str(tmp), random_x, None, batch))
             if eval_ds is not None:
                 real = eval_ds.take(np.arange(min(len(eval_ds), REAL_PARITY_IMAGES)))

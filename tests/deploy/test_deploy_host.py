@@ -254,3 +254,9 @@ def test_judge_tflite_scores_the_tflite_fallback_search_on_litert(tiny_ckpt, tmp
     assert d.choice.verdict("tflite-int8").outcome != "failed", d.choice.verdict("tflite-int8").reason
     r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK, "--judge", "tpu", "-o", tmp_path / "j")
     assert r.exit_code != 0 and "tpu" in r.output
+
+
+def test_a_bad_data_spec_fails_before_outdir_is_touched(tiny_ckpt, tmp_path):
+    r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK[:2], "--eval", tmp_path / "nope", "-o", tmp_path / "o")
+    assert_one_line_error(r, "nope")
+    assert not (tmp_path / "o").exists()

@@ -29,8 +29,8 @@ def torch_logits(model: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """PyTorch float reference through the TorchRunner, channels-last (MDNET's grouped convs run ~2.5x faster so on CPU)."""
     from ...runtimes.torch_runner import TorchRunner
 
-    meta = ArtifactMeta(format="pt")
-    with TorchRunner.for_model(model, meta, channels_last=True) as reference:
+    reference = TorchRunner.for_model(model, ArtifactMeta(format="pt"), channels_last=True)
+    with reference:
         return reference.logits(x, batch=batch)
 
 
