@@ -22,13 +22,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
+from .progress import Say, Steps
+
 if TYPE_CHECKING:  # the result types live with the heavy modules that make them
     from .calibration.pipeline import QuantizeResult
     from .export.onnx_export import ExportResult
     from .export.tflite.compile import TfliteResult
 
 PathLike = Union[str, "os.PathLike[str]"]
-Progress = Callable[[str], None]
+
+Progress = Say  # news lines; quantize reports counted stages (Steps)
 
 __all__ = ["benchmark", "compile_model", "export_onnx", "quantize"]
 
@@ -47,7 +50,7 @@ def export_onnx(
     num_classes: Optional[int] = None,
     trust_pickle: bool = False,
     progress: Optional[Progress] = None,
-) -> "ExportResult":
+) -> ExportResult:
     """Export an MDNET checkpoint to ``out_dir/model.onnx`` and check it against PyTorch.
 
     ``data``: a data-set spec (``digits``, a CIFAR folder, an image folder,
@@ -58,8 +61,20 @@ def export_onnx(
     """
     from .export.onnx_export import export_onnx as _export
 
-    return _export(checkpoint, out_dir, opset=opset, batch=batch, simplify=simplify, mean=mean, std=std,
-                   labels=labels, num_classes=num_classes, data=data, trust_pickle=trust_pickle, progress=progress)
+    return _export(
+        checkpoint,
+        out_dir,
+        opset=opset,
+        batch=batch,
+        simplify=simplify,
+        mean=mean,
+        std=std,
+        labels=labels,
+        num_classes=num_classes,
+        data=data,
+        trust_pickle=trust_pickle,
+        progress=progress,
+    )
 
 
 def quantize(
@@ -75,9 +90,9 @@ def quantize(
     target: str = "tensorrt",
     exclude: Sequence[str] = (),
     force: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[Steps] = None,
     on_warning: Optional[Callable[[str], None]] = None,
-) -> "QuantizeResult":
+) -> QuantizeResult:
     """Calibrate and quantize an ONNX model to INT8 (QDQ), keeping sensitive layers in float.
 
     With ``eval`` the top-1 drop is held within ``max_drop`` points; the
@@ -87,9 +102,21 @@ def quantize(
     """
     from .calibration.pipeline import quantize_model
 
-    return quantize_model(onnx, output, calib, calib_size=calib_size, method=method, eval_spec=eval, max_drop=max_drop,
-                          exclude=exclude, target=target, force=force, progress=progress, on_warning=on_warning,
-                          eval_size=eval_size)
+    return quantize_model(
+        Path(onnx),
+        Path(output),
+        calib,
+        calib_size=calib_size,
+        method=method,
+        eval_spec=eval,
+        max_drop=max_drop,
+        exclude=exclude,
+        target=target,
+        force=force,
+        progress=progress,
+        on_warning=on_warning,
+        eval_size=eval_size,
+    )
 
 
 def compile_model(
@@ -104,7 +131,7 @@ def compile_model(
     host: Optional[str] = None,
     force: bool = False,
     **options: Any,
-) -> Union["TfliteResult", Path]:
+) -> Union[TfliteResult, Path]:
     """Compile for a device: ``target="tflite"`` (LiteRT) or ``"tensorrt"`` (an engine).
 
     tflite returns the conversion result (``path``, ``checks``, ``accuracy``);
@@ -119,8 +146,9 @@ def compile_model(
     if kind == "tflite":
         from .export.tflite.compile import convert_tflite
 
-        return convert_tflite(source, output, precision, calib=calib, eval_spec=eval, batch=int(batch or 1), force=force,
-                              **options)
+        return convert_tflite(
+            source, output, precision, calib=calib, eval_spec=eval, batch=int(batch or 1), force=force, **options
+        )
     if kind != "tensorrt":
         raise InputError(f"target '{target}' is not known; use tflite or tensorrt")
     if host is not None:
@@ -169,6 +197,16 @@ def benchmark(
     from .bench import bench_models
     from .devices import detect_kind
 
-    return bench_models(paths, device=device or detect_kind(), runtime=runtime, eval_spec=eval, batch=batch,
-                        threads=threads, warmup=str(warmup), iterations=iterations, duration=duration,
-                        power_meter=power_meter, progress=progress)
+    return bench_models(
+        [Path(p) for p in paths],
+        device=device or detect_kind(),
+        runtime=runtime,
+        eval_spec=eval,
+        batch=batch,
+        threads=threads,
+        warmup=str(warmup),
+        iterations=iterations,
+        duration=duration,
+        power_meter=power_meter,
+        progress=progress,
+    )

@@ -80,8 +80,12 @@ class Preprocessing:
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
         _want(isinstance(d, dict), "preprocessing", "an object", d)
         size = d.get("size", (32, 32))
-        _want(isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size),
-              "preprocessing.size", "two positive integers [H, W]", size)
+        _want(
+            isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and v > 0 for v in size),
+            "preprocessing.size",
+            "two positive integers [H, W]",
+            size,
+        )
         mean = _rgb(d.get("mean", CIFAR100_MEAN), "preprocessing.mean")
         std = _rgb(d.get("std", CIFAR100_STD), "preprocessing.std")
         _want(all(v > 0 for v in std), "preprocessing.std", "three positive numbers", list(std))
@@ -99,7 +103,9 @@ def check_mean_std(mean: Any, std: Any, what: str = "--mean/--std") -> None:
     for name, values in (("--mean", mean), ("--std", std)):
         vals = list(values)
         if len(vals) != 3 or not all(_is_number(v) for v in vals):
-            raise InputError(f"{name} {_csv(vals)} is not valid; give 3 finite comma-separated numbers (R,G,B) for {what}")
+            raise InputError(
+                f"{name} {_csv(vals)} is not valid; give 3 finite comma-separated numbers (R,G,B) for {what}"
+            )
     if any(float(v) <= 0 for v in std):
         raise InputError(f"--std {_csv(std)} must be positive (one value per RGB channel)")
 
@@ -157,8 +163,12 @@ class TensorSpec:
                 _want(isinstance(d[key], str), f"{where}.{key}", "a string", d[key])
         if "shape" in d:
             shape = d["shape"]
-            _want(isinstance(shape, list) and all(_is_int(v) or isinstance(v, str) for v in shape),
-                  f"{where}.shape", "a list of integers and names", shape)
+            _want(
+                isinstance(shape, list) and all(_is_int(v) or isinstance(v, str) for v in shape),
+                f"{where}.shape",
+                "a list of integers and names",
+                shape,
+            )
         if d.get("scale") is not None:
             _want(_is_number(d["scale"]), f"{where}.scale", "a finite number or null", d["scale"])
         if d.get("zero_point") is not None:
@@ -216,7 +226,12 @@ class ArtifactMeta:
                 _check_type(name, d[name], kind)
         labels = d.get("labels")
         if labels is not None:
-            _want(isinstance(labels, list) and all(isinstance(v, str) for v in labels), "labels", "a list of strings", labels)
+            _want(
+                isinstance(labels, list) and all(isinstance(v, str) for v in labels),
+                "labels",
+                "a list of strings",
+                labels,
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
         kwargs["input"] = TensorSpec.from_dict(d.get("input", {}), "input")
@@ -234,9 +249,22 @@ class ArtifactMeta:
 
 
 _FIELD_TYPES: dict[str, str] = {
-    "format": "str", "precision": "str", "family": "str", "variant": "str", "num_classes": "count",
-    "model_config": "dict", "parent": "dict", "checkpoint": "dict", "calibration": "dict", "quantization": "dict",
-    "verification": "dict", "tools": "dict", "target": "dict", "created_by": "str", "schema": "count", "artifact": "dict",
+    "format": "str",
+    "precision": "str",
+    "family": "str",
+    "variant": "str",
+    "num_classes": "count",
+    "model_config": "dict",
+    "parent": "dict",
+    "checkpoint": "dict",
+    "calibration": "dict",
+    "quantization": "dict",
+    "verification": "dict",
+    "tools": "dict",
+    "target": "dict",
+    "created_by": "str",
+    "schema": "count",
+    "artifact": "dict",
 }
 _NULLABLE = {"parent", "checkpoint", "calibration", "quantization", "target", "artifact"}
 _EXPECTED = {"str": "a string", "dict": "an object", "count": "a non-negative integer"}
@@ -287,7 +315,9 @@ def _sidecar_text(artifact: str | os.PathLike[str], meta: ArtifactMeta) -> str:
     try:
         return json.dumps(stamped(artifact, meta).to_dict(), indent=2, allow_nan=False) + "\n"
     except ValueError:  # allow_nan=False: a NaN/Inf slipped into the metadata
-        raise ArtifactError(f"{artifact}: the metadata holds NaN or infinity; nothing was written (report this)") from None
+        raise ArtifactError(
+            f"{artifact}: the metadata holds NaN or infinity; nothing was written (report this)"
+        ) from None
 
 
 def write_meta(artifact: str | os.PathLike[str], meta: ArtifactMeta) -> Path:
@@ -387,7 +417,9 @@ def _parse_sidecar(side: Path) -> tuple[ArtifactMeta, dict[str, Any]]:
     try:
         raw = json.loads(side.read_text(encoding="utf-8"), parse_constant=reject_constant)
     except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
-        raise ArtifactError(f"{side}: metadata is not valid JSON ({exc}); delete it and regenerate the artifact") from None
+        raise ArtifactError(
+            f"{side}: metadata is not valid JSON ({exc}); delete it and regenerate the artifact"
+        ) from None
     try:
         return ArtifactMeta.from_dict(raw), raw
     except ArtifactError as exc:
@@ -444,14 +476,18 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 def _embedded_meta(path: Path) -> tuple[dict[str, Any], ArtifactMeta] | None:
     """(raw JSON, metadata) embedded in an ONNX or TFLite file, or None when there is none or no reader."""
     suffix = path.suffix.lower()
-    text = _onnx_embedded_text(path) if suffix == ".onnx" else _tflite_embedded_text(path) if suffix == ".tflite" else None
+    text = (
+        _onnx_embedded_text(path) if suffix == ".onnx" else _tflite_embedded_text(path) if suffix == ".tflite" else None
+    )
     if text is None:
         return None
     try:
         raw = json.loads(text)
         return raw, ArtifactMeta.from_dict(raw)
     except (ValueError, TypeError):
-        raise ArtifactError(f"{path}: its embedded metadata is not valid JSON; regenerate it with the command that wrote it") from None
+        raise ArtifactError(
+            f"{path}: its embedded metadata is not valid JSON; regenerate it with the command that wrote it"
+        ) from None
     except ArtifactError as exc:
         raise ArtifactError(f"{path}: embedded {exc}; regenerate it with the command that wrote it") from None
 

@@ -77,8 +77,14 @@ class LazyGroup(click.Group):
                 raise
             fail(exc)
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Like click's, but every failure is one ``error:`` line, and SIGTERM/SIGHUP act like Ctrl-C."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
@@ -90,7 +96,8 @@ class LazyGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.exceptions.ClickException as exc:
             # click's own four-line usage block becomes one line that says where the help is.
-            where = f"; see '{exc.ctx.command_path} --help'" if getattr(exc, "ctx", None) is not None else ""
+            ctx = getattr(exc, "ctx", None)  # UsageError and its kind carry the command's context
+            where = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
             click.echo(f"error: {' '.join(exc.format_message().split()).rstrip('.')}{where}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort as exc:
@@ -112,8 +119,10 @@ def fail(exc: BaseException) -> None:
     if isinstance(exc, MdnetDeployError):
         click.echo(f"error: {one_line(exc)}", err=True)
         raise click.exceptions.Exit(exc.exit_code)
-    click.echo(f"error: internal error ({one_line(exc)}); please report it, with the traceback that {DEBUG_ENV}=1 shows",
-               err=True)
+    click.echo(
+        f"error: internal error ({one_line(exc)}); please report it, with the traceback that {DEBUG_ENV}=1 shows",
+        err=True,
+    )
     raise click.exceptions.Exit(1)
 
 

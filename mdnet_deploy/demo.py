@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-
 DEMO_DATA = "digits"
 DEMO_WIDTH = 0.5  # half width keeps a cold start (training included) under 5 minutes on 2 cores
 DEMO_EPOCHS = 10
@@ -53,19 +52,28 @@ class DemoResult:
     report: Path | None = None  # report.html beside the artifacts
 
 
-def demo_checkpoint(cache_dir: Path, width: float, epochs: int, progress: Callable[[str], None],
-                    on_step: Callable[[int, int], None] | None = None) -> tuple[Path, bool]:
+def demo_checkpoint(
+    cache_dir: Path,
+    width: float,
+    epochs: int,
+    progress: Callable[[str], None],
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[Path, bool]:
     """The cached digits checkpoint, training it first if needed."""
     from .model.train import TrainConfig, train_checkpoint
 
     path = cache_dir / f"demo-digits-w{width:g}-e{epochs}-b{DEMO_BATCH}-lr{DEMO_LR:g}.pth"
     if path.exists():
         return path, False
-    progress(f"training a width-{width:g} MDNET on digits for {epochs} epochs (first run only; cached in {path.parent})")
+    progress(
+        f"training a width-{width:g} MDNET on digits for {epochs} epochs (first run only; cached in {path.parent})"
+    )
     cfg = TrainConfig(epochs=epochs, width=width, batch_size=DEMO_BATCH, lr=DEMO_LR, hflip=False)
 
     def on_epoch(s: Any) -> None:
-        progress(f"  epoch {s.epoch}/{epochs}: loss {s.loss:.3f}, held-out top-1 {s.val_top1:.2f} % ({s.seconds:.0f} s)")
+        progress(
+            f"  epoch {s.epoch}/{epochs}: loss {s.loss:.3f}, held-out top-1 {s.val_top1:.2f} % ({s.seconds:.0f} s)"
+        )
 
     train_checkpoint(DEMO_DATA, path, cfg, val_data=f"{DEMO_DATA}:test", on_step=on_step, on_epoch=on_epoch)
     return path, True
@@ -80,12 +88,12 @@ def run_demo(
     on_step: Callable[[int, int], None] | None = None,
 ) -> DemoResult:
     from .artifact import Preprocessing
+    from .bench import bench_models
     from .data import load_dataset, preprocess
     from .export.onnx_export import export_onnx
     from .fsutil import ensure_writable_dir
     from .metrics import compare_logits, topk_accuracy
     from .model.checkpoint import load_checkpoint
-    from .bench import bench_models
     from .model.meta import checkpoint_meta
     from .runtimes.onnxruntime import OnnxRuntimeRunner
     from .runtimes.torch_runner import TorchRunner
@@ -107,8 +115,17 @@ def run_demo(
     reference = TorchRunner.for_model(ckpt.model, checkpoint_meta(ckpt, format="pt"))
     with reference:
         ref = reference.logits(x)
-    result.rows.append(DemoRow("train", str(ckpt_path), _mb(ckpt_path), "fp32", topk_accuracy(ref, y)["top1"], 100.0,
-                               note="PyTorch eager" + (", trained now" if trained else ", cached")))
+    result.rows.append(
+        DemoRow(
+            "train",
+            str(ckpt_path),
+            _mb(ckpt_path),
+            "fp32",
+            topk_accuracy(ref, y)["top1"],
+            100.0,
+            note="PyTorch eager" + (", trained now" if trained else ", cached"),
+        )
+    )
 
     say("exporting to ONNX")
     t0 = time.perf_counter()
@@ -116,11 +133,17 @@ def run_demo(
     result.seconds["export_s"] = time.perf_counter() - t0
     with OnnxRuntimeRunner(exported.path, exported.meta) as runner:
         onnx_logits = runner.infer(x)
-    result.rows.append(DemoRow(
-        "export", str(exported.path), _mb(exported.path), "fp32", topk_accuracy(onnx_logits, y)["top1"],
-        100.0 * compare_logits(ref, onnx_logits)["top1_agreement"],
-        note=f"ONNX Runtime; max |diff| vs PyTorch {max(c.max_abs_diff for c in exported.checks):.1e}",
-    ))
+    result.rows.append(
+        DemoRow(
+            "export",
+            str(exported.path),
+            _mb(exported.path),
+            "fp32",
+            topk_accuracy(onnx_logits, y)["top1"],
+            100.0 * compare_logits(ref, onnx_logits)["top1_agreement"],
+            note=f"ONNX Runtime; max |diff| vs PyTorch {max(c.max_abs_diff for c in exported.checks):.1e}",
+        )
+    )
 
     t0 = time.perf_counter()
     int8_rows = _quantize_step(exported.path, workdir, say)
@@ -133,8 +156,15 @@ def run_demo(
     say("benchmarking every artifact on this host (1 thread, batch 1)")
     t0 = time.perf_counter()
     result.bench = bench_models(
-        [r.artifact for r in result.rows], device="host", eval_spec=f"{DEMO_DATA}:test", threads=1,
-        warmup=BENCH_WARMUP, iterations=BENCH_ITERATIONS, power_meter="auto", progress=None, profile_runs=20,
+        [r.artifact for r in result.rows],
+        device="host",
+        eval_spec=f"{DEMO_DATA}:test",
+        threads=1,
+        warmup=BENCH_WARMUP,
+        iterations=BENCH_ITERATIONS,
+        power_meter="auto",
+        progress=None,
+        profile_runs=20,
     )
     result.seconds["bench_s"] = time.perf_counter() - t0
     _report_step(result, workdir, say)
@@ -175,12 +205,24 @@ def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -
     from .errors import AccuracyBudgetError
 
     rows = []
-    for target, name, role in (("tensorrt", "model.int8.onnx", "TensorRT form: accuracy reference, not a CPU speed format"),
-                               ("ort", "model.int8-ort.onnx", "ONNX Runtime form: integer kernels on the host")):
-        say(f"quantizing to INT8, {target} form ({DEMO_CALIB_SIZE} calibration images, accuracy guard on the held-out digits)")
+    for target, name, role in (
+        ("tensorrt", "model.int8.onnx", "TensorRT form: accuracy reference, not a CPU speed format"),
+        ("ort", "model.int8-ort.onnx", "ONNX Runtime form: integer kernels on the host"),
+    ):
+        say(
+            f"quantizing to INT8, {target} form ({DEMO_CALIB_SIZE} calibration images, accuracy guard on the held-out digits)"
+        )
         try:
-            res = quantize_model(onnx_path, workdir / name, f"{DEMO_DATA}:train", calib_size=DEMO_CALIB_SIZE,
-                                 eval_spec=f"{DEMO_DATA}:test", max_drop=0.5, force=True, target=target)
+            res = quantize_model(
+                onnx_path,
+                workdir / name,
+                f"{DEMO_DATA}:train",
+                calib_size=DEMO_CALIB_SIZE,
+                eval_spec=f"{DEMO_DATA}:test",
+                max_drop=0.5,
+                force=True,
+                target=target,
+            )
         except AccuracyBudgetError as exc:
             if exc.result is None:
                 raise
@@ -194,8 +236,17 @@ def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -
             note += f"; {kernels.get('integer_convs')} convs integer on ORT"
         if drop is not None:
             note += f"; drop {drop:.2f} pts ({'within' if acc.get('met') else 'over'} 0.5 budget)"
-        rows.append(DemoRow("quantize", str(res.path), _mb(res.path), "int8", (acc.get("int8") or {}).get("top1"),
-                            _pct(acc.get("top1_agreement")), note=note))
+        rows.append(
+            DemoRow(
+                "quantize",
+                str(res.path),
+                _mb(res.path),
+                "int8",
+                (acc.get("int8") or {}).get("top1"),
+                _pct(acc.get("top1_agreement")),
+                note=note,
+            )
+        )
     return rows
 
 
@@ -204,10 +255,16 @@ def _tflite_step(onnx_path: Path, int8_onnx: Path | None, workdir: Path, say: Ca
     from .export.tflite.compile import convert_tflite
 
     rows = []
-    jobs = [("fp32", onnx_path, workdir / "model.fp32.tflite", {})]
+    jobs: list[tuple[str, Path, Path, dict[str, Any]]] = [("fp32", onnx_path, workdir / "model.fp32.tflite", {})]
     if int8_onnx is not None:
-        jobs.append(("int8", int8_onnx, workdir / "model.int8.tflite",
-                     {"calib": f"{DEMO_DATA}:train", "calib_size": DEMO_CALIB_SIZE}))
+        jobs.append(
+            (
+                "int8",
+                int8_onnx,
+                workdir / "model.int8.tflite",
+                {"calib": f"{DEMO_DATA}:train", "calib_size": DEMO_CALIB_SIZE},
+            )
+        )
     for precision, source, out, extra in jobs:
         say(f"converting to {precision} TFLite with litert-torch")
         res = convert_tflite(source, out, precision, eval_spec=f"{DEMO_DATA}:test", force=True, **extra)
@@ -215,8 +272,17 @@ def _tflite_step(onnx_path: Path, int8_onnx: Path | None, workdir: Path, say: Ca
         delegated = res.delegation.get("ops_delegated") if isinstance(res.delegation, dict) else None
         total = res.delegation.get("ops_total") if isinstance(res.delegation, dict) else None
         note = "LiteRT" + (f"; XNNPACK took {delegated}/{total} ops" if delegated is not None and total else "")
-        rows.append(DemoRow("compile", str(res.path), res.size_bytes / 1e6, precision,
-                            (res.accuracy or {}).get("top1"), _pct(check.top1_agreement if check else None), note=note))
+        rows.append(
+            DemoRow(
+                "compile",
+                str(res.path),
+                res.size_bytes / 1e6,
+                precision,
+                (res.accuracy or {}).get("top1"),
+                _pct(check.top1_agreement if check else None),
+                note=note,
+            )
+        )
     return rows
 
 

@@ -62,8 +62,15 @@ def describe_installation() -> Dict[str, Any]:
     try:
         dist = metadata.distribution(DIST_NAME)
     except metadata.PackageNotFoundError:
-        info.update(installed=False, version=None, complete=False, base_missing=[], extras={}, files_missing=[],
-                    problem="mdnet-deploy is not installed (running from the source tree); pip install the wheel or -e .")
+        info.update(
+            installed=False,
+            version=None,
+            complete=False,
+            base_missing=[],
+            extras={},
+            files_missing=[],
+            problem="mdnet-deploy is not installed (running from the source tree); pip install the wheel or -e .",
+        )
         return info
     requires = list(dist.requires or [])
     base = [r for r in requires if not _EXTRA.search(r)]
@@ -88,7 +95,12 @@ def describe_installation() -> Dict[str, Any]:
             if str(f).startswith("mdnet_deploy/") and not Path(str(f.locate())).exists():
                 files_missing.append(str(f))
     info.update(
-        installed=True, version=dist.version, base_missing=base_missing, extras=extras, files_missing=files_missing,
-        complete=not base_missing and not files_missing, problem=None,
+        installed=True,
+        version=dist.version,
+        base_missing=base_missing,
+        extras=extras,
+        files_missing=files_missing,
+        complete=not base_missing and not files_missing,
+        problem=None,
     )
     return info

@@ -63,7 +63,9 @@ def accuracy_interval(top1_percent: float, n: int) -> list[float]:
     return [100.0 * lo, 100.0 * hi]
 
 
-def drop_uncertainty(n: int, max_drop: float, drop: float | None = None, disagreement: float | None = None) -> dict[str, Any]:
+def drop_uncertainty(
+    n: int, max_drop: float, drop: float | None = None, disagreement: float | None = None
+) -> dict[str, Any]:
     """How sure a top-1 drop (points) measured on ``n`` images is, against a budget of ``max_drop`` points.
 
     One image is ``100 / n`` points; the drop of two models scored on the same
@@ -76,7 +78,12 @@ def drop_uncertainty(n: int, max_drop: float, drop: float | None = None, disagre
     sqrt(disagreement / n) (the paired, McNemar-style variance bound).
     """
     step = 100.0 / n if n > 0 else float("inf")
-    out: dict[str, Any] = {"n": n, "points_per_image": step, "resolvable": step <= max_drop / 2.0, "drop_ci95_points": None}
+    out: dict[str, Any] = {
+        "n": n,
+        "points_per_image": step,
+        "resolvable": step <= max_drop / 2.0,
+        "drop_ci95_points": None,
+    }
     if drop is not None and disagreement is not None and n > 0:
         half = 1.959963984540054 * 100.0 * float(np.sqrt(max(0.0, disagreement) / n))
         out["drop_ci95_points"] = [drop - half, drop + half]

@@ -63,8 +63,12 @@ class CheckResult:
     verdict: str  # "default confirmed" | "too few images" | "refused"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "dataset": self.dataset, "verdict": self.verdict,
-                "candidates": [asdict(c) for c in self.candidates]}
+        return {
+            "n": self.n,
+            "dataset": self.dataset,
+            "verdict": self.verdict,
+            "candidates": [asdict(c) for c in self.candidates],
+        }
 
 
 def _fmt(values: Any) -> str:
@@ -85,7 +89,13 @@ def candidates_for(images: np.ndarray) -> list[Candidate]:
 
 
 def check_assumed_preprocessing(
-    prep: Preprocessing, images: np.ndarray, labels: np.ndarray, logits: Logits, *, model: str, dataset: str,
+    prep: Preprocessing,
+    images: np.ndarray,
+    labels: np.ndarray,
+    logits: Logits,
+    *,
+    model: str,
+    dataset: str,
     num_classes: int | None = None,
 ) -> CheckResult | None:
     """Refuse (InputError) when ``prep`` is the unrequested default and another choice is clearly better.
@@ -140,7 +150,10 @@ def _normalise(images: np.ndarray, prep: Preprocessing, c: Candidate) -> np.ndar
 
 
 def resolve_preprocessing(
-    mean: Any, std: Any, stored: tuple[Any, Any] | None = None, size: tuple[int, int] = (32, 32),
+    mean: Any,
+    std: Any,
+    stored: tuple[Any, Any] | None = None,
+    size: tuple[int, int] = (32, 32),
 ) -> Preprocessing:
     """The preprocessing a command uses, with where it came from.
 
@@ -156,12 +169,20 @@ def resolve_preprocessing(
         raise InputError(f"give {missing} too: --mean and --std describe one normalisation and go together")
     if mean is not None:
         check_mean_std(mean, std)
-        return Preprocessing(size=size, mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),  # type: ignore[arg-type]
-                             source=SOURCE_GIVEN)
+        return Preprocessing(
+            size=size,
+            mean=tuple(float(v) for v in mean),  # type: ignore[arg-type]  # three values, checked above
+            std=tuple(float(v) for v in std),  # type: ignore[arg-type]
+            source=SOURCE_GIVEN,
+        )
     if stored is not None:
         check_mean_std(stored[0], stored[1], "the statistics stored in the checkpoint")
-        return Preprocessing(size=size, mean=tuple(float(v) for v in stored[0]), std=tuple(float(v) for v in stored[1]),  # type: ignore[arg-type]
-                             source=SOURCE_CHECKPOINT)
+        return Preprocessing(
+            size=size,
+            mean=tuple(float(v) for v in stored[0]),  # type: ignore[arg-type]  # three values, checked above
+            std=tuple(float(v) for v in stored[1]),  # type: ignore[arg-type]
+            source=SOURCE_CHECKPOINT,
+        )
     return Preprocessing(size=size, source=SOURCE_DEFAULT)
 
 
@@ -172,7 +193,9 @@ def torch_logits(model: Any, batch: int = 64) -> Logits:
         import torch
 
         with torch.inference_mode():
-            return np.concatenate([model(torch.from_numpy(x[i : i + batch])).float().numpy() for i in range(0, len(x), batch)])
+            return np.concatenate(
+                [model(torch.from_numpy(x[i : i + batch])).float().numpy() for i in range(0, len(x), batch)]
+            )
 
     return run
 
@@ -211,5 +234,12 @@ def check_onnx_preprocessing(meta: Any, onnx_path: Any, spec: str, split: str) -
     from .data import load_dataset
 
     ds = load_dataset(spec, split=split, size=tuple(prep.size))
-    return check_assumed_preprocessing(prep, ds.images, ds.labels, onnx_logits(str(onnx_path)), model=str(onnx_path),
-                                       dataset=ds.description, num_classes=meta.num_classes or None)
+    return check_assumed_preprocessing(
+        prep,
+        ds.images,
+        ds.labels,
+        onnx_logits(str(onnx_path)),
+        model=str(onnx_path),
+        dataset=ds.description,
+        num_classes=meta.num_classes or None,
+    )

@@ -22,8 +22,17 @@ def main() -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = TrainConfig(epochs=8, width=0.25, batch_size=32, lr=3e-3, hflip=False, crop_padding=0,
-                      rotation_deg=0, warmup_epochs=0.3, seed=0)
+    cfg = TrainConfig(
+        epochs=8,
+        width=0.25,
+        batch_size=32,
+        lr=3e-3,
+        hflip=False,
+        crop_padding=0,
+        rotation_deg=0,
+        warmup_epochs=0.3,
+        seed=0,
+    )
     train_checkpoint("digits", OUT, cfg)
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
 

@@ -53,12 +53,16 @@ def main() -> None:
             pt = median_ms(lambda: model(xt))
         with OnnxRuntimeRunner(res.path, res.meta, threads=threads) as r:
             native = r.prepare(x)
-            ort = median_ms(lambda: r.run(native))
+            ort = median_ms(lambda native=native: r.run(native))
         rows.append((threads, pt, ort))
-    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
-          f"onnxruntime {res.meta.tools.get('onnxruntime')}, onnxsim {res.meta.tools.get('onnxsim')}")
-    print(f"export+simplify+parity: {total:.1f} s (export {res.seconds['export_s']:.1f} s, "
-          f"simplify {res.seconds.get('simplify_s', 0):.1f} s, parity {res.seconds['parity_s']:.1f} s)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
+        f"onnxruntime {res.meta.tools.get('onnxruntime')}, onnxsim {res.meta.tools.get('onnxsim')}"
+    )
+    print(
+        f"export+simplify+parity: {total:.1f} s (export {res.seconds['export_s']:.1f} s, "
+        f"simplify {res.seconds.get('simplify_s', 0):.1f} s, parity {res.seconds['parity_s']:.1f} s)"
+    )
     print(f"ONNX nodes: {res.nodes_before} before simplification, {res.nodes_after} after ({res.simplifier})")
     print("| threads | PyTorch eager p50 ms | ONNX Runtime p50 ms | speed-up | ORT GFLOP/s |")
     print("| --- | --- | --- | --- | --- |")

@@ -170,14 +170,26 @@ def test_a_full_disk_on_a_small_tmpfs_leaves_the_old_or_the_new_pair(tmp_path: P
     mnt.mkdir()
     script = tmp_path / "fill.py"
     script.write_text(_TMPFS_SCRIPT)
-    probe = subprocess.run(["unshare", "-r", "-m", "sh", "-c", f"mount -t tmpfs -o size=256k tmpfs {mnt}"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "-r", "-m", "sh", "-c", f"mount -t tmpfs -o size=256k tmpfs {mnt}"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here ({probe.stderr.strip() or probe.returncode})")
     root = Path(__file__).resolve().parents[1]
     res = subprocess.run(
-        ["unshare", "-r", "-m", "sh", "-c", f'mount -t tmpfs -o size=256k tmpfs "{mnt}" && "{sys.executable}" "{script}" "{mnt}"'],
-        capture_output=True, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300,
+        [
+            "unshare",
+            "-r",
+            "-m",
+            "sh",
+            "-c",
+            f'mount -t tmpfs -o size=256k tmpfs "{mnt}" && "{sys.executable}" "{script}" "{mnt}"',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "MIX" not in res.stdout and "old" in res.stdout  # the disk did fill up, and never left a mix
@@ -202,13 +214,19 @@ def _with_mean(path: Path, mean: float) -> None:
     "damage, expected",
     [
         (lambda p: p.write_bytes(p.read_bytes() + b"\0"), "does not describe"),
-        (lambda p: sidecar_path(p).write_text(sidecar_path(p).read_text().replace('"precision": "fp32"', '"precision": "int8"')),
-         "edited"),
+        (
+            lambda p: sidecar_path(p).write_text(
+                sidecar_path(p).read_text().replace('"precision": "fp32"', '"precision": "int8"')
+            ),
+            "edited",
+        ),
         (lambda p: _with_mean(p, 0.1), "disagrees with the metadata embedded"),
     ],
     ids=["model-changed", "sidecar-edited", "sidecar-vs-embedded"],
 )
-def test_bench_fails_the_tampered_row_and_prints_the_good_one(onnx_model: Path, tmp_path: Path, damage, expected: str) -> None:
+def test_bench_fails_the_tampered_row_and_prints_the_good_one(
+    onnx_model: Path, tmp_path: Path, damage, expected: str
+) -> None:
     bad = copy_model(onnx_model, tmp_path / "bad", "bad.onnx")
     damage(bad)
     out = tmp_path / "r.json"

@@ -73,7 +73,9 @@ def test_export_with_data_refuses_the_wrong_default_and_writes_nothing(half: tup
     assert [n for n in leftovers(out) if n.startswith("model")] == []
 
 
-def test_export_records_where_the_statistics_came_from(half: tuple[Path, Path], half_onnx: Path, tmp_path: Path) -> None:
+def test_export_records_where_the_statistics_came_from(
+    half: tuple[Path, Path], half_onnx: Path, tmp_path: Path
+) -> None:
     assert json.loads(sidecar_path(half_onnx).read_text())["preprocessing"]["source"] == SOURCE_DEFAULT
     out = tmp_path / "given"
     res = run_cli("export", half[0], "-o", out, "--data", half[1], *HALF, "--no-simplify")
@@ -94,7 +96,9 @@ def test_statistics_stored_in_the_checkpoint_are_used_and_recorded(half: tuple[P
     assert json.loads((out / "model.onnx.json").read_text())["preprocessing"]["source"] == SOURCE_CHECKPOINT
 
 
-def test_quantize_checks_the_default_recorded_at_export(half: tuple[Path, Path], half_onnx: Path, tmp_path: Path) -> None:
+def test_quantize_checks_the_default_recorded_at_export(
+    half: tuple[Path, Path], half_onnx: Path, tmp_path: Path
+) -> None:
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=colour_images(32, seed=5), y=np.zeros(32, np.int64))
     out = tmp_path / "q" / "model.int8.onnx"
@@ -120,7 +124,9 @@ def test_compile_with_eval_checks_the_default(half: tuple[Path, Path], tmp_path:
         (["--mean", "0.5,0.5,0.5", "--std", "0.5,0,0.5"], "must be positive"),
     ],
 )
-def test_bad_statistics_are_refused_by_export_and_bench(half: tuple[Path, Path], tmp_path: Path, args, fragment: str) -> None:
+def test_bad_statistics_are_refused_by_export_and_bench(
+    half: tuple[Path, Path], tmp_path: Path, args, fragment: str
+) -> None:
     out = tmp_path / "out"
     assert_one_line_error(run_cli("export", half[0], "-o", out, *args), fragment)
     assert [n for n in leftovers(out) if n.startswith("model")] == []

@@ -13,9 +13,15 @@ from hypothesis import strategies as st
 from mdnet_deploy.artifact import read_meta, sidecar_path
 from tests.helpers.fuzz import FUZZ, json_values, only_our_errors, sandbox, snapshot, truncations
 
-GOOD = {"schema": 1, "format": "onnx", "precision": "fp32", "variant": "mdnet", "num_classes": 10,
-        "input": {"name": "input", "shape": ["batch", 3, 32, 32], "layout": "NCHW", "dtype": "float32"},
-        "preprocessing": {"size": [32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+GOOD = {
+    "schema": 1,
+    "format": "onnx",
+    "precision": "fp32",
+    "variant": "mdnet",
+    "num_classes": 10,
+    "input": {"name": "input", "shape": ["batch", 3, 32, 32], "layout": "NCHW", "dtype": "float32"},
+    "preprocessing": {"size": [32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+}
 
 
 def _check(text: bytes) -> None:
@@ -35,7 +41,10 @@ def test_sidecar_bytes(data):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(GOOD) + ["input.shape", "preprocessing.mean", "preprocessing.size", "input.name"]), json_values)
+@given(
+    st.sampled_from(sorted(GOOD) + ["input.shape", "preprocessing.mean", "preprocessing.size", "input.name"]),
+    json_values,
+)
 def test_sidecar_type_confused_field(field, value):
     meta = json.loads(json.dumps(GOOD))
     head, _, tail = field.partition(".")

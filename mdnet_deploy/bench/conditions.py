@@ -33,7 +33,9 @@ def cpu_freq_mhz() -> dict[str, dict[str, float]] | None:
     """{policy or cpu: {"cur", "max"}} in MHz from cpufreq (kHz in sysfs), or None where there is none."""
     base = _sys.sysfs_root() / "devices" / "system" / "cpu"
     found: dict[str, dict[str, float]] = {}
-    paths = sorted(base.glob("cpufreq/policy*/scaling_cur_freq")) or sorted(base.glob("cpu[0-9]*/cpufreq/scaling_cur_freq"))
+    paths = sorted(base.glob("cpufreq/policy*/scaling_cur_freq")) or sorted(
+        base.glob("cpu[0-9]*/cpufreq/scaling_cur_freq")
+    )
     for cur_path in paths:
         folder = cur_path.parent
         cur = _sys.read_number(cur_path)

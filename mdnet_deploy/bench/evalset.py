@@ -40,7 +40,9 @@ def load_eval(spec: str) -> Dataset:
         raise DataError(f"evaluation set {spec}: x must be uint8 images or float32 model input, not {ds.images.dtype}")
     if not np.isfinite(ds.images).all():
         bad = int((~np.isfinite(ds.images)).reshape(len(ds.images), -1).any(axis=1).sum())
-        raise DataError(f"evaluation set {spec}: {bad} images hold NaN or infinite values; repack the set from the raw images")
+        raise DataError(
+            f"evaluation set {spec}: {bad} images hold NaN or infinite values; repack the set from the raw images"
+        )
     return ds
 
 
@@ -89,7 +91,9 @@ def model_input(images: np.ndarray, meta: ArtifactMeta) -> np.ndarray:
     return preprocess(images, meta.preprocessing)
 
 
-def evaluate(runner: Runner, ds: Dataset, batch: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate(
+    runner: Runner, ds: Dataset, batch: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Top-1/top-5 over the whole set through ``runner`` (already open)."""
     meta = runner.meta
     fixed = static_batch(meta)
@@ -109,10 +113,18 @@ def evaluate(runner: Runner, ds: Dataset, batch: int | None = None, progress: Ca
             progress(min(i + step, n), n)
     logits = np.concatenate(outs) if outs else np.zeros((0, meta.num_classes), np.float32)
     if logits.size and not np.isfinite(logits).all():  # NaN logits would score as class 0, silently
-        raise DataError(f"the model returned NaN or infinite logits on {ds.description}; its weights or input are broken")
+        raise DataError(
+            f"the model returned NaN or infinite logits on {ds.description}; its weights or input are broken"
+        )
     acc = topk_accuracy(logits, ds.labels)
-    return {"top1": acc["top1"], "top5": acc["top5"], "n": acc["n"], "dataset": ds.description,
-            "top1_ci95": accuracy_interval(acc["top1"], acc["n"]), "ci_method": "Wilson score interval, 95 %"}
+    return {
+        "top1": acc["top1"],
+        "top5": acc["top5"],
+        "n": acc["n"],
+        "dataset": ds.description,
+        "top1_ci95": accuracy_interval(acc["top1"], int(acc["n"])),
+        "ci_method": "Wilson score interval, 95 %",
+    }
 
 
 # -- pack-eval ------------------------------------------------------------------------

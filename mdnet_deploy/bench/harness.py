@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from ..devices.meter import PowerMeter
 from ..devices.trace import Trace
 from ..errors import InputError, MdnetDeployError, one_line
 from ..fsutil import sha256_file
+from ..progress import Say
 from ..reporting.profile import unavailable
 from ..reporting.traces import kept_trace
 from ..runtimes import registry
@@ -40,7 +41,7 @@ from . import conditions, schema, stats
 from .evalset import check_classes, evaluate, load_eval, model_input, static_batch
 from .timing import Budget, Clock, latency_stats, parse_budget, timed_loop, warm_up
 
-Progress = Callable[[str], None]
+Progress = Say  # see mdnet_deploy.progress
 
 DEFAULT_WARMUP = "50"
 DEFAULT_DURATION_S = 60.0
@@ -116,7 +117,11 @@ def plan(models: Sequence[str | Path], kind: str, runtimes: list[str]) -> list[_
             except MdnetDeployError as exc:
                 jobs.append(_Job(path, str(m), fmt, meta, None if rt == "auto" else rt, str(exc)))
         if not chosen:
-            jobs.append(_Job(path, str(m), fmt, meta, None, f"none of the runtimes {', '.join(runtimes)} opens a .{fmt} artifact"))
+            jobs.append(
+                _Job(
+                    path, str(m), fmt, meta, None, f"none of the runtimes {', '.join(runtimes)} opens a .{fmt} artifact"
+                )
+            )
     return jobs
 
 
@@ -140,8 +145,14 @@ def _model_block(job: _Job) -> dict[str, Any]:
     if job.runtime == "torch" and job.fmt != "pt" and meta and meta.checkpoint:
         # The PyTorch baseline of an exported artifact runs its checkpoint: say so.
         ckpt = meta.checkpoint
-        block.update(format="pt", precision="fp32", baseline_of=job.given, checkpoint=ckpt.get("path"),
-                     sha256=ckpt.get("sha256"), size_mb=(ckpt.get("bytes") or 0) / 1e6 or None)
+        block.update(
+            format="pt",
+            precision="fp32",
+            baseline_of=job.given,
+            checkpoint=ckpt.get("path"),
+            sha256=ckpt.get("sha256"),
+            size_mb=(ckpt.get("bytes") or 0) / 1e6 or None,
+        )
     return block
 
 
@@ -262,7 +273,9 @@ def bench_models(
             say(f"measuring idle power for {idle:g} s ({meter.name}); keep the device otherwise unloaded")
             idle_trace = measure_idle(meter, idle)
 
-        measurement = Measurement(device, batch, threads, warm, loop, repeat, profile_runs, dict(runner_options or {}), clock)
+        measurement = Measurement(
+            device, batch, threads, warm, loop, repeat, profile_runs, dict(runner_options or {}), clock
+        )
         metering = Metering(meter, energy_why, idle_trace)
         rows = []
         for i, job in enumerate(jobs, 1):
@@ -319,8 +332,15 @@ def _check_checkpoint_preprocessing(jobs: list[_Job], ds: Dataset, kind: str, sa
         say(f"{job.path.name}: no --mean/--std, checking the CIFAR-100 default on {ds.description}")
         runner = registry.make_runner("torch", job.path, meta, kind)
         with runner:
-            check_assumed_preprocessing(meta.preprocessing, ds.images, ds.labels, runner.logits,
-                                        model=str(job.given), dataset=ds.description, num_classes=meta.num_classes)
+            check_assumed_preprocessing(
+                meta.preprocessing,
+                ds.images,
+                ds.labels,
+                runner.logits,  # type: ignore[attr-defined]  # the torch runner's batch forward
+                model=str(job.given),
+                dataset=ds.description,
+                num_classes=meta.num_classes,
+            )
 
 
 def _layer_profile(runner: Any, native: Any, runs: int) -> dict[str, Any]:
@@ -365,7 +385,9 @@ class Metering:
     idle: Trace | None = None
 
 
-def _run_job(job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None, metering: Metering, say: Progress) -> None:
+def _run_job(
+    job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None, metering: Metering, say: Progress
+) -> None:
     assert job.meta is not None and job.runtime is not None
     kind, batch, threads, warm, loop, clock = m.kind, m.batch, m.threads, m.warm, m.loop, m.clock
     repeat, profile_runs, options = m.repeat, m.profile_runs, m.runner_options
@@ -415,14 +437,14 @@ def _run_job(job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None,
             except MdnetDeployError as exc:
                 meter_error = f"power meter '{meter.name}' failed: {exc}"
         metered_images = len(latencies) * batch  # the meter covered the first repeat only
-        p50s = [latency_stats(latencies)["p50"]]
+        p50s: list[float] = [latency_stats(latencies)["p50"] or 0.0]
         for r in range(2, repeat + 1):  # --repeat: the whole measurement again, unmetered
             say(f"repeat {r}/{repeat}: warm-up {warm.describe()}, timing {loop.describe()}")
             warm_up(runner.run, native, warm, clock)
             more, more_ns = timed_loop(runner.run, native, loop, clock)
             latencies = latencies + more
             window_ns += more_ns
-            p50s.append(latency_stats(more)["p50"])
+            p50s.append(latency_stats(more)["p50"] or 0.0)
         row["device"]["temperatures_c"]["after"] = read_temperatures()
         row["conditions"] = conditions.conditions_block(kind, before, conditions.snapshot(kind))
         if repeat > 1:
@@ -440,7 +462,9 @@ def _run_job(job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None,
             throughput_ips=images / window_s if window_s > 0 else None,
         )
         if n < MIN_ITERATIONS_FOR_P99:
-            row["warnings"].append(f"only {n} timed calls: p99 is not meaningful; run longer (--iterations or --duration)")
+            row["warnings"].append(
+                f"only {n} timed calls: p99 is not meaningful; run longer (--iterations or --duration)"
+            )
         if trace is not None:
             row["energy"] = energy_summary(trace, metered_images, idle_trace)
             if row["energy"] is not None:  # the report draws it (sampling meters only)
@@ -457,10 +481,15 @@ def _run_job(job: _Job, row: dict[str, Any], m: Measurement, ds: Dataset | None,
             say(f"per-layer profile over {profile_runs} calls")
             row["profile"] = _layer_profile(runner, native, profile_runs)
     if meta.preprocessing.source == SOURCE_DEFAULT:
-        row["warnings"].append(f"no recorded preprocessing: assumed {meta.preprocessing.describe()}; "
-                               "pass --mean/--std if the model was trained otherwise")
+        row["warnings"].append(
+            f"no recorded preprocessing: assumed {meta.preprocessing.describe()}; "
+            "pass --mean/--std if the model was trained otherwise"
+        )
     unstable = stats.unstable_reasons(row["latency_ms"], row["iterations"], row["conditions"], row["repeats"])
     row.update(status=schema.STATUS_UNSTABLE if unstable else schema.STATUS_OK, reason="; ".join(unstable) or None)
     p50 = row["latency_ms"]["p50"]
-    say(f"{row['status']}" + (f" ({row['reason']})" if unstable else "")
-        + f": p50 {p50:.3f} ms, CoV {100 * (row['latency_ms'].get('cov') or 0):.1f} %, {row['throughput_ips']:.1f} images/s")
+    say(
+        f"{row['status']}"
+        + (f" ({row['reason']})" if unstable else "")
+        + f": p50 {p50:.3f} ms, CoV {100 * (row['latency_ms'].get('cov') or 0):.1f} %, {row['throughput_ips']:.1f} images/s"
+    )

@@ -42,7 +42,9 @@ def write_trivial_onnx(path: str | Path) -> Path:
     model.ir_version = 8  # readable by every ONNX Runtime we support
     onnx.save(model, str(path))
     meta = ArtifactMeta(
-        format="onnx", variant="trivial-flatten", num_classes=3,
+        format="onnx",
+        variant="trivial-flatten",
+        num_classes=3,
         input=TensorSpec(name="input", shape=["batch", 3, 1, 1]),
         output=TensorSpec(name="logits", shape=["batch", 3], layout="NC"),
         preprocessing=Preprocessing(size=(1, 1)),
@@ -58,8 +60,15 @@ def measure_overhead(iterations: int = 5000, threads: int | None = 1, mdnet: str
     loop_us = (window - sum(lat)) / iterations / 1e3
     with tempfile.TemporaryDirectory(prefix="mdnet-overhead-") as tmp:
         trivial = write_trivial_onnx(Path(tmp) / "trivial.onnx")
-        row = bench_models([trivial], device="host", runtime="onnxruntime", threads=threads, warmup="200",
-                           iterations=iterations, power_meter="none")[0]
+        row = bench_models(
+            [trivial],
+            device="host",
+            runtime="onnxruntime",
+            threads=threads,
+            warmup="200",
+            iterations=iterations,
+            power_meter="none",
+        )[0]
     out: dict[str, Any] = {
         "iterations": iterations,
         "threads": threads,
@@ -69,8 +78,15 @@ def measure_overhead(iterations: int = 5000, threads: int | None = 1, mdnet: str
         "trivial_runtime": row["runtime"],
     }
     if mdnet:
-        m = bench_models([mdnet], device="host", runtime="onnxruntime", threads=threads, warmup="50",
-                         iterations=max(100, iterations // 20), power_meter="none")[0]
+        m = bench_models(
+            [mdnet],
+            device="host",
+            runtime="onnxruntime",
+            threads=threads,
+            warmup="50",
+            iterations=max(100, iterations // 20),
+            power_meter="none",
+        )[0]
         if m["latency_ms"]:
             p50_us = m["latency_ms"]["p50"] * 1e3
             out.update(
@@ -90,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--mdnet", help="an MDNET .onnx to compare with")
     args = parser.parse_args(argv)
-    print(json.dumps(measure_overhead(args.iterations, args.threads, args.mdnet), indent=2, default=str))
+    # A `python -m` entry point, not library code: its output is the JSON.
+    print(json.dumps(measure_overhead(args.iterations, args.threads, args.mdnet), indent=2, default=str))  # noqa: T201
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence
 
 from rich import box
 from rich.markup import escape
@@ -65,7 +65,7 @@ def _failed(row: Any) -> bool:
 @dataclass(frozen=True)
 class _Col:
     header: str
-    justify: str  # "left" | "right"
+    justify: Literal["left", "right"]
     numeric: bool  # numbers never wrap: a column too narrow for them is dropped instead
     cell: Callable[[Dict[str, Any], bool], str]
 
@@ -108,7 +108,21 @@ _COLUMNS: Dict[str, _Col] = {
 }
 #: What a terminal shows by default, and what ``--wide`` (and a log file) shows.
 DEFAULT_COLUMNS = ("model", "precision", "runtime", "top1", "p50", "p99", "ips", "mj", "status")
-WIDE_COLUMNS = ("model", "format", "precision", "runtime", "size", "top1", "top5", "p50", "p99", "ips", "mj", "watts", "status")
+WIDE_COLUMNS = (
+    "model",
+    "format",
+    "precision",
+    "runtime",
+    "size",
+    "top1",
+    "top5",
+    "p50",
+    "p99",
+    "ips",
+    "mj",
+    "watts",
+    "status",
+)
 #: Dropped first when even the default columns do not fit the terminal.
 DROP_ORDER = ("p99", "runtime", "precision", "ips", "top1")
 _MIN_NAME = 10  # model / device names fold (wrap inside the cell) down to this width
@@ -148,7 +162,9 @@ def results_table(
     reasons in the status cell). Reasons for what is missing are in
     :func:`result_notes`.
     """
-    rows = [r if isinstance(r, dict) else {"status": "failed", "reason": f"not a result object: {r!r}"} for r in results]
+    rows = [
+        r if isinstance(r, dict) else {"status": "failed", "reason": f"not a result object: {r!r}"} for r in results
+    ]
     devices = {device_label(r) for r in rows}
     show_device = len(devices) > 1 or any(r.get("remote") for r in rows)
     keys = list(WIDE_COLUMNS if wide else DEFAULT_COLUMNS)
@@ -163,13 +179,25 @@ def results_table(
             keys.remove(k)
             dropped.append(_COLUMNS[k].header)
     caption = f"not shown at {width} columns: {', '.join(dropped)} (--wide shows every column)" if dropped else None
-    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, 1), collapse_padding=True)
+    table = Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     for k in keys:
         col = _COLUMNS[k]
         numeric = col.numeric
-        table.add_column(col.header, justify=col.justify, no_wrap=numeric, overflow="fold",  # type: ignore[arg-type]
-                         min_width=_natural(k, cells[k]) if numeric else None)
+        table.add_column(
+            col.header,
+            justify=col.justify,
+            no_wrap=numeric,
+            overflow="fold",  # type: ignore[arg-type]
+            min_width=_natural(k, cells[k]) if numeric else None,
+        )
     for i in range(len(rows)):
         table.add_row(*(cells[k][i] for k in keys))
     return table

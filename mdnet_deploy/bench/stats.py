@@ -31,8 +31,38 @@ MIN_CALLS_FOR_TAIL = 100
 
 # Two-sided 95 % Student t quantiles (t_{0.975, df}), df = 1..30; beyond, the normal 1.96
 # is within 2 % (df 30: 2.042). Tabulated so the device side needs no scipy.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -75,7 +105,9 @@ def repeats_summary(p50s: Sequence[float]) -> dict[str, Any]:
 
 
 def unstable_reasons(
-    latency_ms: dict[str, float] | None, n_calls: int, conditions: dict[str, Any] | None = None,
+    latency_ms: dict[str, float] | None,
+    n_calls: int,
+    conditions: dict[str, Any] | None = None,
     repeats: dict[str, Any] | None = None,
 ) -> list[str]:
     """Why a measured row must not be called ``ok`` (empty when it may)."""
@@ -85,8 +117,13 @@ def unstable_reasons(
     if isinstance(c, (int, float)) and c > MAX_COV:
         reasons.append(f"latency CoV {100 * c:.0f} % > {100 * MAX_COV:.0f} %")
     p50, p99 = lat.get("p50"), lat.get("p99")
-    if n_calls >= MIN_CALLS_FOR_TAIL and isinstance(p50, (int, float)) and isinstance(p99, (int, float)) and p50 > 0 \
-            and p99 > MAX_P99_OVER_P50 * p50:
+    if (
+        n_calls >= MIN_CALLS_FOR_TAIL
+        and isinstance(p50, (int, float))
+        and isinstance(p99, (int, float))
+        and p50 > 0
+        and p99 > MAX_P99_OVER_P50 * p50
+    ):
         reasons.append(f"p99 {p99 / p50:.1f}x p50 (> {MAX_P99_OVER_P50:g}x)")
     if repeats and isinstance(repeats.get("cov_p50"), (int, float)) and repeats["cov_p50"] > MAX_COV:
         reasons.append(f"p50 varies {100 * repeats['cov_p50']:.0f} % across {repeats['n']} repeats")

@@ -54,7 +54,9 @@ def parse_budget(value: str | float | Budget | None, option: str, allow_zero: bo
         return Budget(count=count)
     except ValueError:
         least = "0" if allow_zero else "1"
-        raise InputError(f"{option} '{value}' is not valid; give a count (e.g. 50, at least {least}) or seconds (e.g. 5s)") from None
+        raise InputError(
+            f"{option} '{value}' is not valid; give a count (e.g. 50, at least {least}) or seconds (e.g. 5s)"
+        ) from None
 
 
 def warm_up(run: RunFn, native: Any, budget: Budget, clock: Clock = time.perf_counter_ns) -> tuple[int, float]:
@@ -110,7 +112,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * frac)
 
 
-def latency_stats(latencies_ns: Sequence[int]) -> dict[str, float]:
+def latency_stats(latencies_ns: Sequence[int]) -> dict[str, float | None]:
     """mean/std (population)/min/p50/p90/p99/max in milliseconds, and ``cov`` (std / mean, a fraction)."""
     if not latencies_ns:
         raise ValueError("no latencies")

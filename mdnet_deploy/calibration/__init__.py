@@ -6,6 +6,17 @@ is documented in :mod:`.report`. Workstation-side only (needs onnx and
 onnxruntime's quantization tools).
 """
 
-from .pipeline import ModelEvaluator, QuantizeConfig, QuantizeResult, Score, quantize_model
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ModelEvaluator", "QuantizeConfig", "QuantizeResult", "Score", "quantize_model"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the CLI reads the method and target names from calib_data / qdq without paying for onnx here.
+    if name in __all__:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,8 +30,9 @@ import numpy as np
 
 from ..artifact import Preprocessing
 from ..errors import DataError, InputError
+from ..progress import Steps
 
-Progress = Callable[[str, int, int], None]
+Progress = Steps  # see mdnet_deploy.progress
 
 CALIB_SEED = 0
 CALIB_BATCH = 8  # images per calibration run: bounds the calibration session's memory (module docstring)
@@ -129,7 +130,11 @@ def quiet() -> Any:
 def ort_method(method: str) -> Any:
     from onnxruntime.quantization import CalibrationMethod
 
-    table = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    table = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     if method not in table:
         raise InputError(f"--method '{method}' is not known; use one of {', '.join(METHODS)}")
     return table[method]

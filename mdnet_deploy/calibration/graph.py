@@ -21,10 +21,25 @@ from ..errors import ArtifactError, InputError
 #: Ops whose presence means the model is already quantized.
 QUANTIZED_OP_TYPES = frozenset(
     {
-        "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
-        "QLinearAdd", "QLinearMul", "QLinearConcat", "QLinearGlobalAveragePool", "QLinearAveragePool",
-        "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QGemm", "ConvInteger", "MatMulInteger",
-        "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulNBits",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearConcat",
+        "QLinearGlobalAveragePool",
+        "QLinearAveragePool",
+        "QLinearSigmoid",
+        "QLinearLeakyRelu",
+        "QLinearSoftmax",
+        "QGemm",
+        "ConvInteger",
+        "MatMulInteger",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "MatMulNBits",
     }
 )
 
@@ -133,9 +148,15 @@ def find_candidates(model: Any, activation_matmuls: bool = True) -> list[Candida
     picked = []
     for node in graph.node:
         if node.op_type in WEIGHTED_OP_TYPES:
-            if activation_matmuls or node.op_type != "MatMul" or not all(_is_dynamic(i, inits, producers) for i in node.input):
+            if (
+                activation_matmuls
+                or node.op_type != "MatMul"
+                or not all(_is_dynamic(i, inits, producers) for i in node.input)
+            ):
                 picked.append(node)
-        elif node.op_type == "Add" and len(node.input) == 2 and all(_is_dynamic(i, inits, producers) for i in node.input):
+        elif (
+            node.op_type == "Add" and len(node.input) == 2 and all(_is_dynamic(i, inits, producers) for i in node.input)
+        ):
             picked.append(node)
     modules = {module_path(n.name) for n in graph.node}
     blocks = assign_blocks(modules)

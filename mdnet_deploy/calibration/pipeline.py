@@ -41,6 +41,7 @@ from ..fsutil import atomic_output, check_output
 from ..memory import peak_rss_mib
 from ..metrics import drop_uncertainty, topk_accuracy
 from ..prepcheck import check_onnx_preprocessing
+from ..progress import Steps
 from . import guard as guard_mod
 from .calib_data import CALIB_BATCH, METHODS, ImageSet, calibrate, load_images, quiet
 from .graph import Candidate, check_not_quantized, companions, find_candidates, match_patterns, not_quantized_summary
@@ -48,7 +49,7 @@ from .qdq import ChainIndex, QuantForm, calibration_op_types, check_form, form_f
 from .report import empty_report, over_budget_path_for, report_path_for, write_report
 from .sensitivity import Sensitivity, analyse, make_session, run_logits
 
-Progress = Callable[[str, int, int], None]
+Progress = Steps  # see mdnet_deploy.progress
 LARGE_EVAL = 2000  # above this many evaluation images, suggest --eval-size (each guard step runs them all)
 
 
@@ -124,9 +125,13 @@ class QuantizeConfig:
             value = getattr(self, name)
             object.__setattr__(self, name, None if value is None else tuple(float(v) for v in value))
         if self.max_drop is None or not math.isfinite(self.max_drop) or self.max_drop < 0:
-            raise InputError(f"--max-drop {self.max_drop} is not valid; give the largest acceptable top-1 drop in percentage points (>= 0), e.g. 0.5")
+            raise InputError(
+                f"--max-drop {self.max_drop} is not valid; give the largest acceptable top-1 drop in percentage points (>= 0), e.g. 0.5"
+            )
         if self.calib_size < 1:
-            raise InputError(f"--calib-size {self.calib_size} is not valid; give a positive number of images (512 is a good default)")
+            raise InputError(
+                f"--calib-size {self.calib_size} is not valid; give a positive number of images (512 is a good default)"
+            )
         if self.method not in METHODS:
             raise InputError(f"--method '{self.method}' is not known; use one of {', '.join(METHODS)}")
         if self.batch_size < 1 or self.sensitivity_images < 1:
@@ -136,14 +141,18 @@ class QuantizeConfig:
         if not src.exists():
             raise InputError(f"model {src} does not exist; give the float model.onnx written by 'mdnet-deploy export'")
         if src.is_dir() or src.suffix.lower() != ".onnx":
-            raise InputError(f"model {src} is not an .onnx file; give the float model.onnx written by 'mdnet-deploy export'")
+            raise InputError(
+                f"model {src} is not an .onnx file; give the float model.onnx written by 'mdnet-deploy export'"
+            )
         if out.suffix.lower() != ".onnx":
             raise InputError(f"output {out} must end in .onnx, e.g. {src.with_name(src.stem + '.int8.onnx')}")
         if out.exists() and out.resolve() == src.resolve():
             raise InputError(f"output {out} is the input model; give a new name such as {src.stem}.int8.onnx")
         check_output(out, force=self.force)
         if self.eval_size is not None and self.eval_size < 1:
-            raise InputError(f"--eval-size {self.eval_size} is not valid; give a positive number of images or leave it out for all")
+            raise InputError(
+                f"--eval-size {self.eval_size} is not valid; give a positive number of images or leave it out for all"
+            )
 
     @property
     def form(self) -> QuantForm:
@@ -225,8 +234,15 @@ class Builder:
             t = time.perf_counter()
             path = self.tmp / name
             nodes = self.nodes_for([c.name for c in self.prep.active if c.name not in skip])
-            proto = quantize(self.prep.pre, path, form=self.cfg.form, method=self.cfg.method, cache=self.cache,
-                             nodes=nodes, layers=self._layers)
+            proto = quantize(
+                self.prep.pre,
+                path,
+                form=self.cfg.form,
+                method=self.cfg.method,
+                cache=self.cache,
+                nodes=nodes,
+                layers=self._layers,
+            )
             self.times.append(time.perf_counter() - t)
             self._built[skip] = (path, proto)
         return self._built[skip]
@@ -295,16 +311,31 @@ def quantize_model(
     judges accuracy.
     """
     cfg = QuantizeConfig(
-        src=Path(onnx_path), out=Path(out_path), calib_spec=calib_spec, calib_size=calib_size, method=method,
-        eval_spec=eval_spec, max_drop=max_drop, exclude=tuple(exclude), target=target,
-        mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None, force=force,
-        eval_size=eval_size, batch_size=batch_size, sensitivity_images=sensitivity_images,
-        max_float_layers=max_float_layers, evaluate=evaluate, allow_overlap=allow_overlap,
+        src=Path(onnx_path),
+        out=Path(out_path),
+        calib_spec=calib_spec,
+        calib_size=calib_size,
+        method=method,
+        eval_spec=eval_spec,
+        max_drop=max_drop,
+        exclude=tuple(exclude),
+        target=target,
+        mean=tuple(mean) if mean is not None else None,
+        std=tuple(std) if std is not None else None,
+        force=force,
+        eval_size=eval_size,
+        batch_size=batch_size,
+        sensitivity_images=sensitivity_images,
+        max_float_layers=max_float_layers,
+        evaluate=evaluate,
+        allow_overlap=allow_overlap,
     )
     return run(cfg, progress=progress, on_warning=on_warning)
 
 
-def run(cfg: QuantizeConfig, progress: Progress | None = None, on_warning: Callable[[str], None] | None = None) -> QuantizeResult:
+def run(
+    cfg: QuantizeConfig, progress: Progress | None = None, on_warning: Callable[[str], None] | None = None
+) -> QuantizeResult:
     """All stages in order, in a temporary work folder."""
     import onnxruntime as ort
 
@@ -344,9 +375,15 @@ def prepare(cfg: QuantizeConfig, ctx: Context) -> Prepared:
     ctx.say("prepare: loading images")
     t_load = time.perf_counter()
     calib = load_images(cfg.calib_spec, "train", parent.preprocessing, cfg.calib_size, "calibration", ctx.warn)
-    ev = load_images(cfg.eval_spec, "test", parent.preprocessing, cfg.eval_size, "evaluation", ctx.warn) if cfg.eval_spec else None
+    ev = (
+        load_images(cfg.eval_spec, "test", parent.preprocessing, cfg.eval_size, "evaluation", ctx.warn)
+        if cfg.eval_spec
+        else None
+    )
     if ev is not None and cfg.eval_size is None and len(ev) > LARGE_EVAL:
-        ctx.warn(f"evaluating all {len(ev)} images of {cfg.eval_spec} at every guard step; --eval-size {LARGE_EVAL} is usually enough and much faster")
+        ctx.warn(
+            f"evaluating all {len(ev)} images of {cfg.eval_spec} at every guard step; --eval-size {LARGE_EVAL} is usually enough and much faster"
+        )
     if ev is not None and len(ev.labels) and int(ev.labels.max()) >= parent.num_classes:
         raise DataError(
             f"evaluation set {cfg.eval_spec} has labels up to {int(ev.labels.max())} but the model has {parent.num_classes} classes; "
@@ -374,7 +411,9 @@ def prepare(cfg: QuantizeConfig, ctx: Context) -> Prepared:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"ONNX Runtime's quantization pre-processing failed on {src} ({first}); re-export the model") from None
+        raise ConversionError(
+            f"ONNX Runtime's quantization pre-processing failed on {src} ({first}); re-export the model"
+        ) from None
     del model
     fm = onnx.load(str(pre))
     candidates = find_candidates(fm, activation_matmuls=cfg.form.quantize_activation_matmuls)
@@ -397,9 +436,15 @@ def calibrate_ranges(cfg: QuantizeConfig, prep: Prepared, ctx: Context) -> Path:
 
     t0 = time.perf_counter()
     ranges = calibrate(
-        prep.pre, prep.calib.x, method=cfg.method, op_types=calibration_op_types(cfg.form),
-        symmetric=cfg.form.activation_symmetric, workdir=ctx.tmp, input_name=prep.input_name,
-        batch_size=cfg.batch_size, progress=ctx.say,
+        prep.pre,
+        prep.calib.x,
+        method=cfg.method,
+        op_types=calibration_op_types(cfg.form),
+        symmetric=cfg.form.activation_symmetric,
+        workdir=ctx.tmp,
+        input_name=prep.input_name,
+        batch_size=cfg.batch_size,
+        progress=ctx.say,
     )
     cache = ctx.tmp / "calibration.json"
     save_tensors_data(ranges, cache)
@@ -472,10 +517,18 @@ def guard(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
         if score.logits is not None and float_score.logits is not None:
             agreement = float((score.logits.argmax(1) == float_score.logits.argmax(1)).mean())
         measured[k] = guard_mod.StepResult(
-            step=0, phase="", float_layers=k,
-            added=ranked[prev:k] if k > prev else [], requantized=ranked[k:prev] if k < prev else [],
-            top1=score.top1, top5=score.top5, drop=drop, top1_agreement=agreement,
-            met=drop <= cfg.max_drop + 1e-9, seconds=time.perf_counter() - ts, model_path=str(path),
+            step=0,
+            phase="",
+            float_layers=k,
+            added=ranked[prev:k] if k > prev else [],
+            requantized=ranked[k:prev] if k < prev else [],
+            top1=score.top1,
+            top5=score.top5,
+            drop=drop,
+            top1_agreement=agreement,
+            met=drop <= cfg.max_drop + 1e-9,
+            seconds=time.perf_counter() - ts,
+            model_path=str(path),
         )
         return measured[k]
 
@@ -488,7 +541,9 @@ def guard(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
     else:
         sensitivity(prep, builder, ranking, ctx)
         cap = ranking.cap(cfg.max_float_layers)
-        outcome = guard_mod.run_guard(evaluate, ranking.noise, cfg.max_drop, cap, progress=lambda m: ctx.say(f"guard: {m}"))
+        outcome = guard_mod.run_guard(
+            evaluate, ranking.noise, cfg.max_drop, cap, progress=lambda m: ctx.say(f"guard: {m}")
+        )
     best = outcome.best
     ctx.timing["guard_s"] = time.perf_counter() - t0 - ctx.timing.get("sensitivity_s", 0.0)
     ctx.mark("guard")
@@ -501,23 +556,27 @@ def guard(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
         "max_drop": cfg.max_drop,
         "met": outcome.met,
         "n": n,
-        "evaluator": "onnxruntime-cpu" if cfg.evaluate is None else getattr(cfg.evaluate, "name", type(cfg.evaluate).__name__),
+        "evaluator": "onnxruntime-cpu"
+        if cfg.evaluate is None
+        else getattr(cfg.evaluate, "name", type(cfg.evaluate).__name__),
     }
     if n:  # how sure the drop is (metrics.drop_uncertainty)
         # An evaluator without logits gives no agreement: |drop| is the least disagreement it implies.
         disagree = 1.0 - best.top1_agreement if best.top1_agreement is not None else abs(best.drop) / 100.0
         accuracy["uncertainty"] = drop_uncertainty(n, cfg.max_drop, best.drop, disagree)
         if not accuracy["uncertainty"]["resolvable"]:
-            ctx.warn(f"{n} evaluation images cannot resolve --max-drop {cfg.max_drop:g}: one image is "
-                     f"{100.0 / n:.2g} points, more than half the budget; evaluate on "
-                     + (f"at least {math.ceil(200 / cfg.max_drop)} images" if cfg.max_drop > 0 else "more images"))
+            ctx.warn(
+                f"{n} evaluation images cannot resolve --max-drop {cfg.max_drop:g}: one image is "
+                f"{100.0 / n:.2g} points, more than half the budget; evaluate on "
+                + (f"at least {math.ceil(200 / cfg.max_drop)} images" if cfg.max_drop > 0 else "more images")
+            )
     report = {
         "steps": [s.to_dict() for s in outcome.steps],
         "best_step": best.step,
         "cap": outcome.cap,
         "rule": "all layers INT8 first; if that misses the budget, rank the layers by sensitivity and grow the float set "
-                "by the fewest top-ranked layers holding half the remaining estimated noise (at least one, at most doubling), "
-                "then bisect between the last failing and first passing size",
+        "by the fewest top-ranked layers holding half the remaining estimated noise (at least one, at most doubling), "
+        "then bisect between the last failing and first passing size",
     }
     status = "ok" if outcome.met else "over-budget"
     return GuardResult(Path(best.model_path), best.float_layers, status, accuracy, report)
@@ -537,7 +596,9 @@ def _default_rule(cfg: QuantizeConfig, builder: Builder, ranking: Ranking, ctx: 
     return GuardResult(path, k, "unchecked")
 
 
-def write(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Ranking, outcome: GuardResult, ctx: Context) -> QuantizeResult:
+def write(
+    cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Ranking, outcome: GuardResult, ctx: Context
+) -> QuantizeResult:
     """Verify the chosen model against the float one, then write it, its metadata and the report."""
     import onnx
 
@@ -559,8 +620,21 @@ def write(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
     dest = out if outcome.status != "over-budget" else cfg.over_path
     if dest != out and out.exists():
         ctx.warn(f"an older {out.name} from a previous run is still there; it is not the result of this run")
-    meta = _child_meta(prep.parent, src, dest, prep.calib, cfg.method, cfg.batch_size, cfg.form, float_names, float_modules,
-                       cfg.report_path, outcome.status, outcome.accuracy, verification)
+    meta = _child_meta(
+        prep.parent,
+        src,
+        dest,
+        prep.calib,
+        cfg.method,
+        cfg.batch_size,
+        cfg.form,
+        float_names,
+        float_modules,
+        cfg.report_path,
+        outcome.status,
+        outcome.accuracy,
+        verification,
+    )
     from ..export.onnx_export import embed_metadata
 
     embed_metadata(final, meta)
@@ -581,14 +655,23 @@ def write(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
         output=file_ref(dest),
         report=str(cfg.report_path.resolve()),
         form={**cfg.form.to_dict(), "check": form_check, "integer_kernels": _integer_kernels(dest, cfg.form)},
-        calibration={**prep.calib.describe(), "method": cfg.method, "batch_size": cfg.batch_size,
-                     "seconds": round(timing["calibration_s"], 3), "reused_across_steps": True},
+        calibration={
+            **prep.calib.describe(),
+            "method": cfg.method,
+            "batch_size": cfg.batch_size,
+            "seconds": round(timing["calibration_s"], 3),
+            "reused_across_steps": True,
+        },
         evaluation=(dict(ev.describe(), count=len(ev)) if ev is not None else None),
         accuracy=outcome.accuracy,
         guard=outcome.report,
         float_fallback={"nodes": float_names, "modules": float_modules, "blocks": float_blocks, "layers": float_rows},
         not_quantized_by_policy=not_quantized_summary(prep.model, prep.candidates),
-        layers={"candidates": len(prep.candidates), "quantized": len(prep.candidates) - len(float_names), "float": len(float_names)},
+        layers={
+            "candidates": len(prep.candidates),
+            "quantized": len(prep.candidates) - len(float_names),
+            "float": len(float_names),
+        },
         sensitivity=_sens_dict(ranking.sens, set(float_names)),
         verification=verification,
         size={"float_bytes": float_bytes, "int8_bytes": int8_bytes, "ratio": round(int8_bytes / float_bytes, 4)},
@@ -604,8 +687,14 @@ def write(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
             report["evaluation"].pop(key, None)
     write_report(cfg.report_path, report)
     write_meta(dest, meta)
-    result = QuantizeResult(dest, cfg.report_path, report, meta, None if outcome.accuracy is None else outcome.status == "ok",
-                            list(ctx.warnings))
+    result = QuantizeResult(
+        dest,
+        cfg.report_path,
+        report,
+        meta,
+        None if outcome.accuracy is None else outcome.status == "ok",
+        list(ctx.warnings),
+    )
     if outcome.status == "over-budget":
         acc = _require(outcome.accuracy)
         raise AccuracyBudgetError(
@@ -628,8 +717,15 @@ def _float_rows(cfg: QuantizeConfig, prep: Prepared, ranking: Ranking, outcome: 
     rows = [_float_row(c, "exclude", None, f"excluded by --exclude {' '.join(cfg.exclude)}") for c in prep.excluded]
     for name in ranking.ranked[: outcome.k_final]:
         s = sens_by_node[name]
-        rows.append(_float_row(by_layer[name], "guard" if outcome.accuracy is not None else "default", s.output_sqnr_db, s.reason))
-    rows += [_float_row(c, "onnxruntime", None, "ONNX Runtime's quantizer does not quantize this node") for c in ranking.skipped_by_ort]
+        rows.append(
+            _float_row(
+                by_layer[name], "guard" if outcome.accuracy is not None else "default", s.output_sqnr_db, s.reason
+            )
+        )
+    rows += [
+        _float_row(c, "onnxruntime", None, "ONNX Runtime's quantizer does not quantize this node")
+        for c in ranking.skipped_by_ort
+    ]
     return rows
 
 
@@ -653,10 +749,15 @@ def _integer_kernels(path: Path, form: QuantForm) -> dict[str, Any]:
         "runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider, all optimizations",
         "integer_convs": integer,
         "float_convs": floating,
-        "integer_ops": {k: v for k, v in sorted(counts.items()) if k.startswith(("QLinear", "QGemm", "MatMulInteger", "ConvInteger"))},
+        "integer_ops": {
+            k: v
+            for k, v in sorted(counts.items())
+            if k.startswith(("QLinear", "QGemm", "MatMulInteger", "ConvInteger"))
+        },
         "quantize_dequantize": counts["QuantizeLinear"] + counts["DequantizeLinear"],
-        "note": None if form.target == "ort" else
-        f"the {form.target} form is made for {form.target}'s own fusions (conv+activation before Q); ONNX Runtime runs most of it in float",
+        "note": None
+        if form.target == "ort"
+        else f"the {form.target} form is made for {form.target}'s own fusions (conv+activation before Q); ONNX Runtime runs most of it in float",
     }
 
 
@@ -678,8 +779,15 @@ def _unique(items: Any) -> list[str]:
 
 def _sens_dict(sens: Sensitivity | None, float_names: set[str]) -> dict[str, Any]:
     if sens is None:
-        return {"skipped": "all layers INT8 met the accuracy budget, so no layer needed ranking", "layers": [], "blocks": [],
-                "images": 0, "full_output_sqnr_db": None, "full_top1_agreement": None, "seconds": 0.0}
+        return {
+            "skipped": "all layers INT8 met the accuracy budget, so no layer needed ranking",
+            "layers": [],
+            "blocks": [],
+            "images": 0,
+            "full_output_sqnr_db": None,
+            "full_top1_agreement": None,
+            "seconds": 0.0,
+        }
     d = sens.to_dict()
     for row in d["layers"]:
         row["float"] = row["node"] in float_names
@@ -701,7 +809,9 @@ def _parent_meta(src: Path, model: Any, mean: Sequence[float] | None, std: Seque
     meta = read_meta(src, required=False)
     if meta is not None:
         for given, have, name in ((mean, meta.preprocessing.mean, "--mean"), (std, meta.preprocessing.std, "--std")):
-            if given is not None and not np.allclose(np.asarray(given, float), np.asarray(have, float), rtol=0, atol=1e-6):
+            if given is not None and not np.allclose(
+                np.asarray(given, float), np.asarray(have, float), rtol=0, atol=1e-6
+            ):
                 raise InputError(
                     f"{name} {','.join(f'{v:g}' for v in given)} contradicts the model's metadata "
                     f"({','.join(f'{v:g}' for v in have)}); drop {name}: preprocessing comes from the metadata"
@@ -716,12 +826,20 @@ def _parent_meta(src: Path, model: Any, mean: Sequence[float] | None, std: Seque
         raise InputError(f"--std {','.join(map(str, std))} must be positive")
     inits = {i.name for i in model.graph.initializer}
     inp = next(i for i in model.graph.input if i.name not in inits)
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch") for d in inp.type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch") for d in inp.type.tensor_type.shape.dim
+    ]
     if len(dims) != 4 or dims[1] != 3:
         raise ArtifactError(f"{src}: input {inp.name} has shape {dims}; expected N x 3 x H x W")
-    size = (int(dims[2]), int(dims[3])) if isinstance(dims[2], int) and isinstance(dims[3], int) and dims[2] > 0 else (32, 32)
+    size = (
+        (int(dims[2]), int(dims[3]))
+        if isinstance(dims[2], int) and isinstance(dims[3], int) and dims[2] > 0
+        else (32, 32)
+    )
     out = model.graph.output[0]
-    odims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch") for d in out.type.tensor_type.shape.dim]
+    odims = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "batch") for d in out.type.tensor_type.shape.dim
+    ]
     classes = int(odims[-1]) if odims and isinstance(odims[-1], int) and odims[-1] > 0 else 0
     return ArtifactMeta(
         format="onnx",
@@ -734,9 +852,19 @@ def _parent_meta(src: Path, model: Any, mean: Sequence[float] | None, std: Seque
 
 
 def _child_meta(
-    parent: ArtifactMeta, src: Path, dest: Path, calib: Any, method: str, batch_size: int, form: Any,
-    float_names: list[str], float_modules: list[str], report_path: Path, status: str,
-    accuracy: dict[str, Any] | None, verification: dict[str, Any],
+    parent: ArtifactMeta,
+    src: Path,
+    dest: Path,
+    calib: Any,
+    method: str,
+    batch_size: int,
+    form: Any,
+    float_names: list[str],
+    float_modules: list[str],
+    report_path: Path,
+    status: str,
+    accuracy: dict[str, Any] | None,
+    verification: dict[str, Any],
 ) -> ArtifactMeta:
     from ..export.onnx_export import tool_versions
 

@@ -211,7 +211,12 @@ def unquantize_conv_branch_of_adds(model: Any) -> int:
             if q is None or q.op_type != "QuantizeLinear" or len(consumers.get(q.output[0], [])) != 1:
                 continue
             src = producers.get(q.input[0])
-            if src is None or src.op_type != "Conv" or q.input[0] in graph_outputs or len(consumers.get(q.input[0], [])) != 1:
+            if (
+                src is None
+                or src.op_type != "Conv"
+                or q.input[0] in graph_outputs
+                or len(consumers.get(q.input[0], [])) != 1
+            ):
                 continue
             add.input[i] = q.input[0]
             drop |= {q.name, dq.name}
@@ -262,8 +267,11 @@ def check_form(model: Any, form: QuantForm) -> dict[str, Any]:
             f"the quantized graph has {len(nonzero)} non-zero zero points (e.g. {nonzero[0]}) although the "
             f"{form.target} form needs symmetric INT8; report the model"
         )
-    return {"qdq_pairs": sum(n.op_type == "QuantizeLinear" for n in model.graph.node), "zero_point_dtypes": dtypes,
-            "all_zero_points_zero": not nonzero}
+    return {
+        "qdq_pairs": sum(n.op_type == "QuantizeLinear" for n in model.graph.node),
+        "zero_point_dtypes": dtypes,
+        "all_zero_points_zero": not nonzero,
+    }
 
 
 # -- surgery: "only these nodes quantized" -----------------------------------------------
@@ -274,7 +282,9 @@ class ChainIndex:
     companions such as the ReLU after a Conv) to the layer whose fate they share.
     """
 
-    def __init__(self, float_model: Any, qdq_model: Any, layers: Iterable[str], followers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, float_model: Any, qdq_model: Any, layers: Iterable[str], followers: dict[str, str] | None = None
+    ) -> None:
         self.float_model = float_model
         self.qdq = qdq_model
         self.layers = set(layers)
@@ -282,7 +292,9 @@ class ChainIndex:
         self._producers = _producers(qdq_model.graph)
         self._inits = {i.name: i for i in qdq_model.graph.initializer}
         self._qdq_nodes = {n.name: n for n in qdq_model.graph.node}
-        self._float_tensors = {i.name for i in float_model.graph.initializer} | {i.name for i in float_model.graph.input}
+        self._float_tensors = {i.name for i in float_model.graph.initializer} | {
+            i.name for i in float_model.graph.input
+        }
         self._float_tensors |= {o for n in float_model.graph.node for o in n.output}
 
     def chain(self, node_name: str) -> tuple[list[str], list[Any], list[Any]]:
@@ -296,7 +308,11 @@ class ChainIndex:
 
         def walk(tensor: str) -> None:
             producer = self._producers.get(tensor)
-            if producer is None or producer.op_type not in ("QuantizeLinear", "DequantizeLinear") or producer.name in seen:
+            if (
+                producer is None
+                or producer.op_type not in ("QuantizeLinear", "DequantizeLinear")
+                or producer.name in seen
+            ):
                 return
             seen.add(producer.name)
             walk(producer.input[0])
@@ -354,13 +370,17 @@ def partial_model(index: ChainIndex, quantized: Iterable[str]) -> Any:
             node = replaced
         new_nodes.append(node)
     del graph.node[:]
-    graph.node.extend(toposort(new_nodes, {i.name for i in graph.input} | {i.name for i in graph.initializer} | set(extra_inits)))
+    graph.node.extend(
+        toposort(new_nodes, {i.name for i in graph.input} | {i.name for i in graph.initializer} | set(extra_inits))
+    )
     graph.initializer.extend(extra_inits.values())
     # QuantizeLinear/DequantizeLinear (opset 13) are covered by the float model's opset.
     return model
 
 
-def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[str], only: Iterable[str] | None = None) -> int:
+def restore_float_inputs(
+    qdq_model: Any, float_model: Any, quantized: Iterable[str], only: Iterable[str] | None = None
+) -> int:
     """Let every node that is not quantized read float tensors again.
 
     ORT reroutes *all* readers of a quantized tensor to its dequantized copy,
@@ -388,7 +408,11 @@ def restore_float_inputs(qdq_model: Any, float_model: Any, quantized: Iterable[s
     sources = {i.name for i in graph.input} | {i.name for i in graph.initializer}
     restored = 0
     for node in graph.node:
-        if node.name in keep_quant or node.name not in float_nodes or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if (
+            node.name in keep_quant
+            or node.name not in float_nodes
+            or node.op_type in ("QuantizeLinear", "DequantizeLinear")
+        ):
             continue
         if only is not None and node.name not in only:
             continue
@@ -408,7 +432,11 @@ def _drop_dead_qdq(graph: Any) -> None:
     outputs = {o.name for o in graph.output}
     while True:
         used = {name for node in graph.node for name in node.input} | outputs
-        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)]
+        dead = [
+            n
+            for n in graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)
+        ]
         if not dead:
             break
         names = {n.name for n in dead}
@@ -434,6 +462,8 @@ def toposort(nodes: Sequence[Any], ready: set[str]) -> list[Any]:
             else:
                 rest.append(node)
         if not progressed:
-            raise ConversionError(f"internal error: the partial QDQ graph has a cycle or a dangling input at {rest[0].name}")
+            raise ConversionError(
+                f"internal error: the partial QDQ graph has a cycle or a dangling input at {rest[0].name}"
+            )
         pending = rest
     return out

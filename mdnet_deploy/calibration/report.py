@@ -78,9 +78,28 @@ def write_report(path: Path, report: dict[str, Any]) -> Path:
 
 
 def empty_report() -> dict[str, Any]:
-    keys = ["status", "message", "input", "output", "report", "form", "calibration", "evaluation", "accuracy", "guard",
-            "float_fallback", "not_quantized_by_policy", "layers", "sensitivity", "verification", "size",
-            "timing", "memory", "warnings", "tools"]
+    keys = [
+        "status",
+        "message",
+        "input",
+        "output",
+        "report",
+        "form",
+        "calibration",
+        "evaluation",
+        "accuracy",
+        "guard",
+        "float_fallback",
+        "not_quantized_by_policy",
+        "layers",
+        "sensitivity",
+        "verification",
+        "size",
+        "timing",
+        "memory",
+        "warnings",
+        "tools",
+    ]
     report: dict[str, Any] = {"schema": SCHEMA}
     report.update({k: None for k in keys})
     report["warnings"] = []

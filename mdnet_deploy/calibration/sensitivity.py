@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from ..progress import Steps
 from .graph import Candidate
 from .qdq import ChainIndex, partial_model
 
-Progress = Callable[[str, int, int], None]
+Progress = Steps  # see mdnet_deploy.progress
 POOR_DB = 25.0  # below this a tensor has clearly lost information to INT8
 OUTLIER_RATIO = 10.0  # a channel peaking this much above the median one sets a scale too coarse for the rest
 CHUNK = 16  # images per run when intermediate tensors are fetched (bounded memory)
@@ -82,7 +83,9 @@ def with_outputs(model: Any, names: Sequence[str]) -> Any:
         if name in have:
             continue
         have.add(name)
-        out.graph.output.append(infos[name] if name in infos else helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+        out.graph.output.append(
+            infos[name] if name in infos else helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+        )
     return out
 
 
@@ -126,8 +129,14 @@ class Sensitivity:
         rows = []
         for block, layers in agg.items():
             noise = sum(layer.noise for layer in layers)
-            rows.append({"block": block, "output_sqnr_db": _finite(sqnr_db(1.0, noise)), "layers": len(layers),
-                         "worst_layer": min(layers, key=lambda s: s.output_sqnr_db).module or layers[0].node})
+            rows.append(
+                {
+                    "block": block,
+                    "output_sqnr_db": _finite(sqnr_db(1.0, noise)),
+                    "layers": len(layers),
+                    "worst_layer": min(layers, key=lambda s: s.output_sqnr_db).module or layers[0].node,
+                }
+            )
         return sorted(rows, key=lambda r: r["output_sqnr_db"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,7 +219,9 @@ def suffix_model(model: Any, cut: set[str], float_model: Any) -> Any:
     del g.node[:]
     g.node.extend(kept)
     del g.input[:]
-    g.input.extend(infos[t] if t in infos else helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in sorted(used_cut))
+    g.input.extend(
+        infos[t] if t in infos else helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in sorted(used_cut)
+    )
     keep_inits = [inits[n] for n in inits if n in used_inits]
     del g.initializer[:]
     g.initializer.extend(keep_inits)
@@ -218,7 +229,9 @@ def suffix_model(model: Any, cut: set[str], float_model: Any) -> Any:
     return out
 
 
-def _quant_params(index: ChainIndex, node_name: str) -> tuple[list[tuple[str, float, int, str]], list[tuple[str, np.ndarray, np.ndarray]]]:
+def _quant_params(
+    index: ChainIndex, node_name: str
+) -> tuple[list[tuple[str, float, int, str]], list[tuple[str, np.ndarray, np.ndarray]]]:
     """Activation inputs (float tensor, scale, zero point, dtype) and weights (float, dequantized) of a node."""
     from onnx import numpy_helper
 
@@ -234,7 +247,11 @@ def _quant_params(index: ChainIndex, node_name: str) -> tuple[list[tuple[str, fl
         if dq is None or dq.op_type != "DequantizeLinear":
             continue
         scale = numpy_helper.to_array(inits[dq.input[1]]) if dq.input[1] in inits else None
-        zp = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 and dq.input[2] in inits else np.zeros((), np.int8)
+        zp = (
+            numpy_helper.to_array(inits[dq.input[2]])
+            if len(dq.input) > 2 and dq.input[2] in inits
+            else np.zeros((), np.int8)
+        )
         if scale is None:
             continue
         src = dq.input[0]
@@ -246,7 +263,9 @@ def _quant_params(index: ChainIndex, node_name: str) -> tuple[list[tuple[str, fl
                 shape = [1] * q.ndim
                 if scale.size > 1:
                     shape[axis] = -1
-                deq = (q - zp.astype(np.float32).reshape(shape if zp.size > 1 else ())) * scale.astype(np.float32).reshape(shape if scale.size > 1 else ())
+                deq = (q - zp.astype(np.float32).reshape(shape if zp.size > 1 else ())) * scale.astype(
+                    np.float32
+                ).reshape(shape if scale.size > 1 else ())
                 weights.append((fnode.input[pos], w, deq))
             continue
         qnode = producers.get(src)
@@ -303,7 +322,9 @@ def analyse(
     qdq_made = {o for n in qdq_model.graph.node for o in n.output}
     float_made_by = {o: n.name for n in float_model.graph.node for o in n.output}
     qdq_made_by = {o: n.name for n in qdq_model.graph.node for o in n.output}
-    comparable = sorted(t for t in set(out_tensors.values()) if t in qdq_made and qdq_made_by[t] == float_made_by.get(t))
+    comparable = sorted(
+        t for t in set(out_tensors.values()) if t in qdq_made and qdq_made_by[t] == float_made_by.get(t)
+    )
     qdq_sess = make_session(with_outputs(qdq_model, comparable))
     fnames = [o.name for o in float_sess.get_outputs()]
     qnames = [o.name for o in qdq_sess.get_outputs()]
@@ -327,7 +348,9 @@ def analyse(
             _, scale, zp, dtype = act_qp[t]
             axes = tuple(a for a in range(v.ndim) if a != 1) if v.ndim >= 2 else None
             act_pow[t][0] = act_pow[t][0] + np.sum(np.square(v, dtype=np.float64), axis=axes)
-            act_pow[t][1] = act_pow[t][1] + np.sum(np.square(v - _fake_quant(v, scale, zp, dtype), dtype=np.float64), axis=axes)
+            act_pow[t][1] = act_pow[t][1] + np.sum(
+                np.square(v - _fake_quant(v, scale, zp, dtype), dtype=np.float64), axis=axes
+            )
             act_pow[t][2] = np.maximum(act_pow[t][2], np.max(np.abs(v), axis=axes))
             act_rng[t] = [min(act_rng[t][0], float(v.min())), max(act_rng[t][1], float(v.max()))]
         for t in cut_tensors:
@@ -351,9 +374,12 @@ def analyse(
         suffix = suffix_model(partial_model(index, [c.name]), cuts[c.name], float_model)
         sess = make_session(suffix)
         feeds = [inp.name for inp in sess.get_inputs()]
-        got = np.concatenate([
-            sess.run([sess.get_outputs()[0].name], {n: cut_values[n][s : s + 64] for n in feeds})[0] for s in range(0, len(x), 64)
-        ])
+        got = np.concatenate(
+            [
+                sess.run([sess.get_outputs()[0].name], {n: cut_values[n][s : s + 64] for n in feeds})[0]
+                for s in range(0, len(x), 64)
+            ]
+        )
         del sess
         noise = float(np.sum(np.square(got - ref, dtype=np.float64)))
         acts, weights = params[c.name]
@@ -365,12 +391,25 @@ def analyse(
             _, scale, zp, dtype = worst_act
             info = np.iinfo(np.dtype(dtype))
             scale_range = [float((info.min - zp) * scale), float((info.max - zp) * scale)]
-        w_db = min((sqnr_db(float(np.sum(w.astype(np.float64) ** 2)), float(np.sum((w - d).astype(np.float64) ** 2))) for _, w, d in weights), default=None)
+        w_db = min(
+            (
+                sqnr_db(float(np.sum(w.astype(np.float64) ** 2)), float(np.sum((w - d).astype(np.float64) ** 2)))
+                for _, w, d in weights
+            ),
+            default=None,
+        )
         layer = LayerSensitivity(
-            node=c.name, op=c.op_type, module=c.module, block=c.block,
-            output_sqnr_db=sqnr_db(signal, noise), noise=noise / signal if signal > 0 else math.inf,
+            node=c.name,
+            op=c.op_type,
+            module=c.module,
+            block=c.block,
+            output_sqnr_db=sqnr_db(signal, noise),
+            noise=noise / signal if signal > 0 else math.inf,
             top1_agreement=float((got.argmax(1) == ref.argmax(1)).mean()),
-            input_sqnr_db=in_db, input_range=scale_range, input_outlier_ratio=outlier, weight_sqnr_db=w_db,
+            input_sqnr_db=in_db,
+            input_range=scale_range,
+            input_outlier_ratio=outlier,
+            weight_sqnr_db=w_db,
             cumulative_sqnr_db=sqnr_db(*cum_pow[out_tensors[c.name]]) if out_tensors[c.name] in cum_pow else None,
         )
         layer.reason = explain(layer, act_rng[worst_act[0]] if worst_act else None)
@@ -394,10 +433,14 @@ def explain(layer: LayerSensitivity, seen_range: list[float] | None) -> str:
         span = f" (values seen {seen_range[0]:.3g}..{seen_range[1]:.3g})" if seen_range else ""
         ratio = layer.input_outlier_ratio
         if ratio is not None and ratio >= OUTLIER_RATIO:
-            return (f"outlier channels in its input{span} peak {ratio:.0f}x higher than the median channel; one INT8 scale "
-                    f"for all of them leaves the median channel {layer.input_sqnr_db:.1f} dB SQNR")
-        return (f"its input activations{span} share one INT8 scale and keep only {layer.input_sqnr_db:.1f} dB SQNR "
-                "in the median channel")
+            return (
+                f"outlier channels in its input{span} peak {ratio:.0f}x higher than the median channel; one INT8 scale "
+                f"for all of them leaves the median channel {layer.input_sqnr_db:.1f} dB SQNR"
+            )
+        return (
+            f"its input activations{span} share one INT8 scale and keep only {layer.input_sqnr_db:.1f} dB SQNR "
+            "in the median channel"
+        )
     if layer.weight_sqnr_db is not None and layer.weight_sqnr_db < POOR_DB:
         return f"its weights keep only {layer.weight_sqnr_db:.1f} dB SQNR in per-channel INT8"
     worst = min(local) if local else None

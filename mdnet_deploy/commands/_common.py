@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import math
 import sys
+from typing import Sequence
 
 import click
 from rich.console import Console
@@ -27,11 +26,17 @@ def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float,
     try:
         numbers = tuple(float(p) for p in parts)
     except ValueError:
-        raise InputError(f"{option} '{value}' is not a list of numbers; give {count} comma-separated values like 0.5,0.5,0.5") from None
+        raise InputError(
+            f"{option} '{value}' is not a list of numbers; give {count} comma-separated values like 0.5,0.5,0.5"
+        ) from None
     if len(numbers) != count:
-        raise InputError(f"{option} '{value}' has {len(numbers)} numbers; give {count} comma-separated values (one per RGB channel)")
+        raise InputError(
+            f"{option} '{value}' has {len(numbers)} numbers; give {count} comma-separated values (one per RGB channel)"
+        )
     if not all(math.isfinite(v) for v in numbers):  # float() takes 'nan' and 'inf'; no statistic is either
-        raise InputError(f"{option} '{value}' is not finite; give {count} finite comma-separated numbers like 0.5,0.5,0.5")
+        raise InputError(
+            f"{option} '{value}' is not finite; give {count} finite comma-separated numbers like 0.5,0.5,0.5"
+        )
     return numbers
 
 

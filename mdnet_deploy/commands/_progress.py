@@ -17,9 +17,13 @@ def epoch_bar(console: Console, epochs: int, batch_size: int) -> Iterator[Callab
     images/s counts the images of the steps seen so far in this epoch (the
     last batch may be smaller: a small over-estimate on that one step).
     """
-    columns = (TextColumn("epoch {task.fields[epoch]}/" + str(epochs)), BarColumn(),
-               TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[ips]:>7.1f} img/s"),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("epoch {task.fields[epoch]}/" + str(epochs)),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[ips]:>7.1f} img/s"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("train", total=None, epoch=1, ips=0.0)
         state = {"epoch": 0, "t0": time.perf_counter()}

@@ -27,9 +27,18 @@ PROFILE_RUNS = 20
 
 #: Options forwarded to a device bench when the user gave them (click parameter name -> flag).
 PASS_THROUGH = {
-    "runtimes": "--runtime", "batch": "--batch", "threads": "--threads", "warmup": "--warmup",
-    "iterations": "--iterations", "duration": "--duration", "power_meter": "--power-meter", "idle": "--idle",
-    "profile": "--profile", "repeat": "--repeat", "mean": "--mean", "std": "--std",
+    "runtimes": "--runtime",
+    "batch": "--batch",
+    "threads": "--threads",
+    "warmup": "--warmup",
+    "iterations": "--iterations",
+    "duration": "--duration",
+    "power_meter": "--power-meter",
+    "idle": "--idle",
+    "profile": "--profile",
+    "repeat": "--repeat",
+    "mean": "--mean",
+    "std": "--std",
 }
 
 
@@ -59,10 +68,21 @@ def run_remote(
     from ..remote.dispatch import bench_remote
 
     return bench_remote(
-        models, eval_spec, pass_through(ctx, values), host=values["host"], inventory=values["inventory"], device=device,
-        max_parallel=values["max_parallel"], progress=say, identity=values["identity"], setup=values["setup"],
-        accept_new_host_key=values["accept_new_host_key"], keep_remote=values["keep_remote"],
-        timeout=values["remote_timeout"], known_hosts=values["known_hosts"], remote_root=values["remote_dir"],
+        models,
+        eval_spec,
+        pass_through(ctx, values),
+        host=values["host"],
+        inventory=values["inventory"],
+        device=device,
+        max_parallel=values["max_parallel"],
+        progress=say,
+        identity=values["identity"],
+        setup=values["setup"],
+        accept_new_host_key=values["accept_new_host_key"],
+        keep_remote=values["keep_remote"],
+        timeout=values["remote_timeout"],
+        known_hosts=values["known_hosts"],
+        remote_root=values["remote_dir"],
     )
 
 
@@ -125,44 +145,95 @@ def bench_inputs(values: dict[str, Any]) -> list[Path]:
 
 
 @click.command(name="bench")
-@click.option("--device", type=click.Choice(KINDS), default=None,
-              help="Device kind: meters and runtimes to prefer (default: detected; rpi with --host).")
-@click.option("-m", "--model", "models", multiple=True, required=True,
-              help="Artifact to bench (.onnx, .tflite, .engine, .pth); repeat for a comparison table.")
-@click.option("--runtime", "runtimes", multiple=True, type=click.Choice(("auto", *RUNTIME_NAMES)), default=("auto",),
-              show_default=True, help="Runtime; repeat to compare runtimes on each model that they open.")
-@click.option("--eval", "eval_spec", help="Evaluation set for top-1/top-5 (an .npz from pack-eval, a CIFAR folder, digits, ...).")
+@click.option(
+    "--device",
+    type=click.Choice(KINDS),
+    default=None,
+    help="Device kind: meters and runtimes to prefer (default: detected; rpi with --host).",
+)
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    help="Artifact to bench (.onnx, .tflite, .engine, .pth); repeat for a comparison table.",
+)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    type=click.Choice(("auto", *RUNTIME_NAMES)),
+    default=("auto",),
+    show_default=True,
+    help="Runtime; repeat to compare runtimes on each model that they open.",
+)
+@click.option(
+    "--eval", "eval_spec", help="Evaluation set for top-1/top-5 (an .npz from pack-eval, a CIFAR folder, digits, ...)."
+)
 @click.option("--batch", type=int, default=1, show_default=True, help="Images per inference call.")
 @click.option("--threads", type=int, default=None, help="CPU threads for the runtime (default: the runtime's own).")
 @click.option("--warmup", default="50", show_default=True, help="Untimed warm-up: a count (50) or seconds (5s).")
 @click.option("--iterations", type=int, default=None, help="Timed calls (instead of --duration).")
 @click.option("--duration", type=float, default=None, help="Seconds of timed calls [default: 60 unless --iterations].")
-@click.option("--power-meter", "power_meter", default="auto", show_default=True,
-              help="auto | ina3221 | tegrastats | pmic | rapl | nvml | csv:FILE | none.")
-@click.option("--idle", type=float, default=0.0, show_default=True, help="Seconds of idle power to measure first (0: none).")
-@click.option("--repeat", type=int, default=1, show_default=True,
-              help="Repeat warm-up + timed loop N times: median p50 with a 95 % CI across repeats (5 is a good choice).")
-@click.option("--mean", help="Per-channel mean R,G,B of .pth checkpoints (they carry none; default CIFAR-100, checked with --eval).")
+@click.option(
+    "--power-meter",
+    "power_meter",
+    default="auto",
+    show_default=True,
+    help="auto | ina3221 | tegrastats | pmic | rapl | nvml | csv:FILE | none.",
+)
+@click.option(
+    "--idle", type=float, default=0.0, show_default=True, help="Seconds of idle power to measure first (0: none)."
+)
+@click.option(
+    "--repeat",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Repeat warm-up + timed loop N times: median p50 with a 95 % CI across repeats (5 is a good choice).",
+)
+@click.option(
+    "--mean",
+    help="Per-channel mean R,G,B of .pth checkpoints (they carry none; default CIFAR-100, checked with --eval).",
+)
 @click.option("--std", help="Per-channel std R,G,B of .pth checkpoints (default CIFAR-100, checked with --eval).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results as a JSON list.")
 @click.option("--csv", "csv_out", type=click.Path(path_type=Path), help="Append one CSV row per result.")
 @click.option("--wide", is_flag=True, help="Every column in the table (format, size, top-5, avg W, failure reasons).")
-@click.option("--profile", is_flag=True,
-              help="Add a per-layer latency profile (top 10 shown, all layers in --json); after the timed loop.")
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Add a per-layer latency profile (top 10 shown, all layers in --json); after the timed loop.",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing --json file (--csv files are appended to).")
-@click.option("--trust-pickle", is_flag=True,
-              help="Allow a .pth model or --eval CIFAR files that pickle Python objects (runs code from the file).")
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow a .pth model or --eval CIFAR files that pickle Python objects (runs code from the file).",
+)
 @click.option("--host", help="Bench on this device over SSH: [user@]host[:port].")
-@click.option("--inventory", type=click.Path(path_type=Path), help="Bench on every device of an Ansible YAML inventory.")
+@click.option(
+    "--inventory", type=click.Path(path_type=Path), help="Bench on every device of an Ansible YAML inventory."
+)
 @click.option("--identity", type=click.Path(path_type=Path), help="SSH private key for --host.")
 @click.option("--setup", is_flag=True, help="Create or update the device's venv first.")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust a host key not yet in known_hosts (first contact).")
 @click.option("--keep-remote", is_flag=True, help="Keep the device's work folder (for debugging).")
-@click.option("--remote-dir", default="~/.cache/mdnet-deploy", show_default=True, help="Work folder root on the device.")
-@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True,
-              help="SSH known_hosts file that host keys are checked against.")
+@click.option(
+    "--remote-dir", default="~/.cache/mdnet-deploy", show_default=True, help="Work folder root on the device."
+)
+@click.option(
+    "--known-hosts",
+    type=click.Path(path_type=Path),
+    default=Path("~/.ssh/known_hosts"),
+    show_default=True,
+    help="SSH known_hosts file that host keys are checked against.",
+)
 @click.option("--max-parallel", type=int, default=4, show_default=True, help="Devices benched at once (--inventory).")
-@click.option("--remote-timeout", type=float, default=3600.0, show_default=True, help="Seconds the device bench may take.")
+@click.option(
+    "--remote-timeout", type=float, default=3600.0, show_default=True, help="Seconds the device bench may take."
+)
 @click.pass_context
 def command(ctx: click.Context, **values: Any) -> None:
     """Measure latency, energy and accuracy of one or more artifacts on a device.

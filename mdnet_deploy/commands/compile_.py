@@ -19,44 +19,102 @@ from ..errors import InputError
 from ._common import console, err_console, fmt, info, parse_floats, warn
 
 # Options that only one target reads: giving them to another is a mistake worth a message.
-TFLITE_ONLY = ("calib", "calib_size", "io", "eval_spec", "quant_report", "checkpoint", "mean", "std", "threads", "trust_pickle",
-               "allow_overlap")
-TENSORRT_ONLY = ("workspace", "dla", "trtexec", "host", "inventory", "identity", "setup", "accept_new_host_key", "keep_remote")
+TFLITE_ONLY = (
+    "calib",
+    "calib_size",
+    "io",
+    "eval_spec",
+    "quant_report",
+    "checkpoint",
+    "mean",
+    "std",
+    "threads",
+    "trust_pickle",
+    "allow_overlap",
+)
+TENSORRT_ONLY = (
+    "workspace",
+    "dla",
+    "trtexec",
+    "host",
+    "inventory",
+    "identity",
+    "setup",
+    "accept_new_host_key",
+    "keep_remote",
+)
 README_TENSORRT = 'README.md, section "TensorRT"'
 
 
 @click.command(name="compile")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--target", required=True, help="tflite (LiteRT, ARM / Raspberry Pi) or tensorrt (Jetson / NVIDIA GPUs).")
-@click.option("--precision", required=True, help="fp32, fp16 or int8 (tensorrt int8 needs quantize's QDQ model); tensorrt also best (int8 for a QDQ model, else fp16).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file: NAME.tflite or NAME.engine.")
+@click.option(
+    "--precision",
+    required=True,
+    help="fp32, fp16 or int8 (tensorrt int8 needs quantize's QDQ model); tensorrt also best (int8 for a QDQ model, else fp16).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file: NAME.tflite or NAME.engine."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("--batch", default=None, help="tflite: fixed batch N (default 1); tensorrt: 1, N, dynamic or dynamic:MIN,OPT,MAX.")
-@click.option("--calib", help="tflite int8: calibration data-set spec (default: the set quantize used, from its report).")
+@click.option(
+    "--batch", default=None, help="tflite: fixed batch N (default 1); tensorrt: 1, N, dynamic or dynamic:MIN,OPT,MAX."
+)
+@click.option(
+    "--calib", help="tflite int8: calibration data-set spec (default: the set quantize used, from its report)."
+)
 @click.option("--calib-size", type=int, help="tflite int8: calibration images (default: quantize's count, else 512).")
 @click.option("--io", default="float", show_default=True, help="tflite int8: float or int8 input/output tensors.")
 @click.option("--eval", "eval_spec", help="tflite: data-set spec for top-1/top-5 of the TFLite model vs PyTorch.")
-@click.option("--quant-report", type=click.Path(path_type=Path), help="tflite int8: quantize's report (float-fallback modules, calibration set).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="tflite: the checkpoint an artifact was exported from, when it has moved.")
+@click.option(
+    "--quant-report",
+    type=click.Path(path_type=Path),
+    help="tflite int8: quantize's report (float-fallback modules, calibration set).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="tflite: the checkpoint an artifact was exported from, when it has moved.",
+)
 @click.option("--mean", help="tflite from a checkpoint: normalisation mean R,G,B (default CIFAR-100).")
 @click.option("--std", help="tflite from a checkpoint: normalisation std R,G,B (default CIFAR-100).")
 @click.option("--threads", type=int, help="tflite: interpreter threads for the host verification (default 1).")
-@click.option("--allow-overlap", is_flag=True, help="tflite int8: allow --eval images that are also calibration images.")
-@click.option("--trust-pickle", is_flag=True,
-              help="tflite: allow a checkpoint or CIFAR data files that pickle Python objects (runs code from the file).")
+@click.option(
+    "--allow-overlap", is_flag=True, help="tflite int8: allow --eval images that are also calibration images."
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="tflite: allow a checkpoint or CIFAR data files that pickle Python objects (runs code from the file).",
+)
 @click.option("--workspace", type=int, help="tensorrt: builder workspace in MiB.")
 @click.option("--dla", type=int, help="tensorrt: DLA core to build for (Xavier / Orin).")
-@click.option("--trtexec", type=click.Path(path_type=Path), help="tensorrt: build with this trtexec instead of the Python bindings.")
+@click.option(
+    "--trtexec",
+    type=click.Path(path_type=Path),
+    help="tensorrt: build with this trtexec instead of the Python bindings.",
+)
 @click.option("--host", help="tensorrt: build on this Jetson over SSH ([user@]host[:port] or a ~/.ssh/config alias).")
-@click.option("--inventory", type=click.Path(path_type=Path),
-              help="tensorrt: Ansible inventory (YAML or INI); --host NAME picks a host when it lists several.")
+@click.option(
+    "--inventory",
+    type=click.Path(path_type=Path),
+    help="tensorrt: Ansible inventory (YAML or INI); --host NAME picks a host when it lists several.",
+)
 @click.option("--identity", type=click.Path(path_type=Path), help="tensorrt --host: SSH private key.")
 @click.option("--setup", is_flag=True, help="tensorrt --host: create or update the device's venv first.")
 @click.option("--accept-new-host-key", is_flag=True, help="tensorrt --host: trust a host key not yet in known_hosts.")
 @click.option("--keep-remote", is_flag=True, help="tensorrt --host: keep the device's work folder (for debugging).")
-@click.option("--known-hosts", type=click.Path(path_type=Path), default=Path("~/.ssh/known_hosts"), show_default=True,
-              help="SSH known_hosts file that host keys are checked against.")
-def command(source: Path, target: str, precision: str, output: Path, force: bool, batch: str | None, **opts: Any) -> None:
+@click.option(
+    "--known-hosts",
+    type=click.Path(path_type=Path),
+    default=Path("~/.ssh/known_hosts"),
+    show_default=True,
+    help="SSH known_hosts file that host keys are checked against.",
+)
+def command(
+    source: Path, target: str, precision: str, output: Path, force: bool, batch: str | None, **opts: Any
+) -> None:
     """Compile SOURCE (checkpoint .pth, or model.onnx / model.int8.onnx) for a device.
 
     \b
@@ -76,7 +134,14 @@ def command(source: Path, target: str, precision: str, output: Path, force: bool
     from ..data.pickles import trusted_pickles
     from ..fsutil import check_output
 
-    inputs = [source, opts.get("quant_report"), opts.get("checkpoint"), opts.get("trtexec"), opts.get("calib"), opts.get("eval_spec")]
+    inputs = [
+        source,
+        opts.get("quant_report"),
+        opts.get("checkpoint"),
+        opts.get("trtexec"),
+        opts.get("calib"),
+        opts.get("eval_spec"),
+    ]
     for path in (output, output.with_name(output.name + ".json")):
         check_output(path, force=force, inputs=inputs)
     with trusted_pickles(bool(opts.get("trust_pickle"))):
@@ -91,13 +156,28 @@ def _tflite(source: Path, precision: str, output: Path, force: bool, batch: str 
         try:
             n = int(batch)
         except ValueError:
-            raise InputError(f"--batch {batch}: TFLite files have a fixed batch; give a positive integer (default 1)") from None
+            raise InputError(
+                f"--batch {batch}: TFLite files have a fixed batch; give a positive integer (default 1)"
+            ) from None
     with _StageProgress() as progress:
         result = convert_tflite(
-            source, output, precision, calib=opts["calib"], calib_size=opts["calib_size"], io=opts["io"],
-            eval_spec=opts["eval_spec"], quant_report=opts["quant_report"], checkpoint=opts["checkpoint"], batch=n,
-            mean=parse_floats(opts["mean"], "--mean"), std=parse_floats(opts["std"], "--std"), threads=opts["threads"],
-            force=force, trust_pickle=opts["trust_pickle"], progress=progress, allow_overlap=opts["allow_overlap"],
+            source,
+            output,
+            precision,
+            calib=opts["calib"],
+            calib_size=opts["calib_size"],
+            io=opts["io"],
+            eval_spec=opts["eval_spec"],
+            quant_report=opts["quant_report"],
+            checkpoint=opts["checkpoint"],
+            batch=n,
+            mean=parse_floats(opts["mean"], "--mean"),
+            std=parse_floats(opts["std"], "--std"),
+            threads=opts["threads"],
+            force=force,
+            trust_pickle=opts["trust_pickle"],
+            progress=progress,
+            allow_overlap=opts["allow_overlap"],
         )
     render_tflite(result)
 
@@ -112,8 +192,14 @@ def _tensorrt(source: Path, precision: str, output: Path, force: bool, batch: st
         return
     try:
         meta = build_engine(
-            source, output, precision=precision, workspace_mib=opts["workspace"], batch=batch or 1,
-            dla_core=opts["dla"], force=force, trtexec=opts["trtexec"],
+            source,
+            output,
+            precision=precision,
+            workspace_mib=opts["workspace"],
+            batch=batch or 1,
+            dla_core=opts["dla"],
+            force=force,
+            trtexec=opts["trtexec"],
         )
     except UnavailableError:
         if opts["trtexec"] or tensorrt_bindings()[0] or find_trtexec() is not None:
@@ -134,11 +220,15 @@ def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | No
     if opts.get("inventory"):
         targets = load_inventory(opts["inventory"], default_device="jetson")
         if opts.get("identity"):
-            raise InputError("--identity applies to --host alone; an inventory names keys with ansible_ssh_private_key_file")
+            raise InputError(
+                "--identity applies to --host alone; an inventory names keys with ansible_ssh_private_key_file"
+            )
         if opts.get("host"):
             targets = [t for t in targets if t.name == opts["host"]]
             if not targets:
-                raise InputError(f"--host {opts['host']} is not a host of {opts['inventory']}; give one of its host names")
+                raise InputError(
+                    f"--host {opts['host']} is not a host of {opts['inventory']}; give one of its host names"
+                )
         if len(targets) != 1:
             names = ", ".join(t.label for t in targets)
             raise InputError(f"{opts['inventory']} lists several hosts ({names}); pick the Jetson with --host NAME")
@@ -146,15 +236,26 @@ def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | No
     else:
         target = parse_target(opts["host"], "jetson")
     extra = ["--precision", precision]
-    for flag, value in (("--batch", batch), ("--workspace", opts.get("workspace")), ("--dla", opts.get("dla")),
-                        ("--trtexec", opts.get("trtexec"))):
+    for flag, value in (
+        ("--batch", batch),
+        ("--workspace", opts.get("workspace")),
+        ("--dla", opts.get("dla")),
+        ("--trtexec", opts.get("trtexec")),
+    ):
         if value is not None:
             extra += [flag, str(value)]
     known = opts.get("known_hosts")
     build_remote_engine(
-        target, source, output, extra, setup=opts["setup"], identity=opts.get("identity"),
-        accept_new_host_key=opts["accept_new_host_key"], keep_remote=opts["keep_remote"],
-        known_hosts=str(Path(known).expanduser()) if known else None, progress=info,
+        target,
+        source,
+        output,
+        extra,
+        setup=opts["setup"],
+        identity=opts.get("identity"),
+        accept_new_host_key=opts["accept_new_host_key"],
+        keep_remote=opts["keep_remote"],
+        known_hosts=str(Path(known).expanduser()) if known else None,
+        progress=info,
     )
     _wrote_engine(output, read_meta(output))
 
@@ -163,7 +264,8 @@ def _wrote_engine(output: Path, meta: Any) -> None:
     target = meta.target or {}
     console.print(
         f"wrote {output} ({meta.precision}, TensorRT {target.get('tensorrt', '?')}, {target.get('gpu', 'GPU ?')}) and {output.name}.json",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
 
 
@@ -182,8 +284,12 @@ TARGETS: dict[str, CompileTarget] = {
 }
 
 
-_STAGE_LABELS = {"load": "loading checkpoint and data", "convert": "converting with litert-torch",
-                 "calibrate": "calibrating", "verify": "verifying with the LiteRT interpreter"}
+_STAGE_LABELS = {
+    "load": "loading checkpoint and data",
+    "convert": "converting with litert-torch",
+    "calibrate": "calibrating",
+    "verify": "verifying with the LiteRT interpreter",
+}
 
 
 class _StageProgress:
@@ -192,8 +298,13 @@ class _StageProgress:
     def __enter__(self) -> _StageProgress:
         from rich.progress import BarColumn, Progress, TextColumn
 
-        self._bar = Progress(TextColumn("calibrating"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
-                             console=err_console, transient=True)
+        self._bar = Progress(
+            TextColumn("calibrating"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} batches"),
+            console=err_console,
+            transient=True,
+        )
         self._task: Any = None
         self._last: str | None = None
         return self
@@ -226,7 +337,9 @@ def render_tflite(result: Any) -> None:
     for col in ("inputs", "n", "max |diff|", "mean |diff|", "top-1 agreement"):
         table.add_column(col)
     for c in result.checks:
-        table.add_row(c.name, str(c.n), f"{c.max_abs_diff:.2e}", f"{c.mean_abs_diff:.2e}", f"{100 * c.top1_agreement:.1f} %")
+        table.add_row(
+            c.name, str(c.n), f"{c.max_abs_diff:.2e}", f"{c.mean_abs_diff:.2e}", f"{100 * c.top1_agreement:.1f} %"
+        )
     console.print(table)
     acc = result.accuracy
     if acc:
@@ -237,8 +350,10 @@ def render_tflite(result: Any) -> None:
         )
     d = result.delegation
     missing = ", ".join(f"{op} x{n}" for op, n in d["not_delegated"].items()) or "none"
-    console.print(f"XNNPACK took {d['ops_delegated']} of {d['ops_total']} ops in {d['partitions']} partition(s); not delegated: {missing}",
-                  highlight=False)
+    console.print(
+        f"XNNPACK took {d['ops_delegated']} of {d['ops_total']} ops in {d['partitions']} partition(s); not delegated: {missing}",
+        highlight=False,
+    )
     spec = meta.input
     q = f" scale {spec.scale:.6g} zero point {spec.zero_point}" if spec.scale else ""
     floats = (meta.quantization or {}).get("float_modules") or []
@@ -264,4 +379,6 @@ def _say_preprocessing(prep) -> None:  # noqa: ANN001 - Preprocessing
 
     console.print(f"preprocessing: {prep.describe()}", markup=False, highlight=False)
     if prep.source == SOURCE_DEFAULT:
-        warn("no --mean/--std given: the CIFAR-100 statistics were assumed; pass the model's own if it was trained otherwise")
+        warn(
+            "no --mean/--std given: the CIFAR-100 statistics were assumed; pass the model's own if it was trained otherwise"
+        )

@@ -61,17 +61,27 @@ def render_power_meters(report: dict[str, Any]) -> None:
 def render_install(info: dict[str, Any]) -> None:
     """Python, how mdnet-deploy is installed, whether that install is complete, and each extra."""
     where = "source checkout" if info["source_checkout"] else "installed package"
-    console.print(escape(f"python {info['python']} ({info['executable']}); mdnet-deploy {info.get('version') or '?'} "
-                         f"from {where} {info['package']}"), highlight=False)
+    console.print(
+        escape(
+            f"python {info['python']} ({info['executable']}); mdnet-deploy {info.get('version') or '?'} "
+            f"from {where} {info['package']}"
+        ),
+        highlight=False,
+    )
     if info.get("problem"):
         console.print(f"[red]install incomplete:[/red] {escape(info['problem'])}", highlight=False)
     elif info["complete"]:
-        console.print("install: [green]complete[/green] (base requirements present, every installed file in place)",
-                      highlight=False)
+        console.print(
+            "install: [green]complete[/green] (base requirements present, every installed file in place)",
+            highlight=False,
+        )
     else:
         missing = info["base_missing"] + [f"missing file {f}" for f in info["files_missing"][:5]]
-        console.print(f"[red]install incomplete:[/red] {escape('; '.join(missing))}; reinstall with "
-                      "pip install --force-reinstall mdnet_deploy-*.whl", highlight=False)
+        console.print(
+            f"[red]install incomplete:[/red] {escape('; '.join(missing))}; reinstall with "
+            "pip install --force-reinstall mdnet_deploy-*.whl",
+            highlight=False,
+        )
     parts = []
     for name, extra in sorted(info.get("extras", {}).items()):
         if extra["ok"]:
@@ -102,7 +112,9 @@ def command(kind: str | None, as_json: bool) -> None:
     render_install(install)
     model = env.get("device_model") or env.get("cpu_model") or env.get("machine")
     extra = " (emulated)" if env.get("emulated") else ""
-    console.print(escape(f"device: {kind}, {model}{extra}, python {env['python']}, numpy {env['numpy']}"), highlight=False)
+    console.print(
+        escape(f"device: {kind}, {model}{extra}, python {env['python']}, numpy {env['numpy']}"), highlight=False
+    )
     render_runtimes(report["runtimes"])
     render_power_meters(report["power_meters"])
     if "tensorrt" in report:
@@ -116,6 +128,9 @@ def render_tensorrt(r: dict[str, Any]) -> None:
         console.print(escape(f"TensorRT: none found ({r.get('source')}); {release}"), highlight=False)
         return
     dla = "DLA: yes" if r["dla"]["supported"] else f"DLA: no ({r['dla']['reason']})"
-    console.print(escape(f"TensorRT {r['tensorrt']} ({r['source']}), {r['typing']}ly typed builds; {dla}; {release}"), highlight=False)
+    console.print(
+        escape(f"TensorRT {r['tensorrt']} ({r['source']}), {r['typing']}ly typed builds; {dla}; {release}"),
+        highlight=False,
+    )
     for precision, what in r["compile"].items():
         console.print(escape(f"compile --precision {precision}: {what}"), highlight=False)

@@ -30,13 +30,21 @@ def parse_size(value: str) -> tuple[int, int]:
 
 @click.command(name="pack-eval")
 @click.argument("spec")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("eval.npz"), show_default=True,
-              help="The .npz to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("eval.npz"),
+    show_default=True,
+    help="The .npz to write.",
+)
 @click.option("--size", default="32", show_default=True, help="Image size the images are resized to (N or HxW).")
 @click.option("--limit", type=int, default=None, help="Keep this many images (deterministic, class-balanced).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit subset.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file).")
+@click.option(
+    "--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file)."
+)
 def command(spec: str, output: Path, size: str, limit: int | None, seed: int, force: bool, trust_pickle: bool) -> None:
     """Pack the evaluation set SPEC (test split) into a uint8 .npz for bench --eval on a device.
 
@@ -49,7 +57,9 @@ def command(spec: str, output: Path, size: str, limit: int | None, seed: int, fo
     from ..fsutil import check_output
 
     hw = parse_size(size)
-    check_output(output, force=force, inputs=[spec.rsplit(":", 1)[0] if spec.endswith((":train", ":test", ":all")) else spec])
+    check_output(
+        output, force=force, inputs=[spec.rsplit(":", 1)[0] if spec.endswith((":train", ":test", ":all")) else spec]
+    )
     info(f"packing {spec}")
     with trusted_pickles(trust_pickle):
         packed = pack_eval(spec, output, size=hw, limit=limit, seed=seed)

@@ -10,39 +10,110 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..calibration.calib_data import METHODS
+from ..calibration.judge import JUDGES
+from ..calibration.qdq import TARGETS
 from ._common import console, err_console, fmt, info, parse_floats, warn
 
-METHODS = ("minmax", "entropy", "percentile")
-TARGETS = ("tensorrt", "tflite", "ort")
-STAGE_LABELS = {"calibrate": "calibrating (batches)", "sensitivity": "per-layer sensitivity (layers)",
-                "guard": "accuracy guard (layers float / cap)"}
+STAGE_LABELS = {
+    "calibrate": "calibrating (batches)",
+    "sensitivity": "per-layer sensitivity (layers)",
+    "guard": "accuracy guard (layers float / cap)",
+}
 
 
 @click.command(name="quantize")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--calib", "calib", required=True, help="Calibration data-set spec: digits:train, an image folder, a CIFAR folder or an .npz.")
-@click.option("--calib-size", type=int, default=512, show_default=True, help="Calibration images (seeded, class-balanced subset).")
+@click.option(
+    "--calib",
+    "calib",
+    required=True,
+    help="Calibration data-set spec: digits:train, an image folder, a CIFAR folder or an .npz.",
+)
+@click.option(
+    "--calib-size", type=int, default=512, show_default=True, help="Calibration images (seeded, class-balanced subset)."
+)
 @click.option("--method", type=click.Choice(METHODS), default="minmax", show_default=True, help="Calibration method.")
-@click.option("--eval", "eval_spec", help="Evaluation data-set spec (e.g. digits:test): enables the accuracy guard. Without it the "
-              "most sensitive layers stay float until the estimated logits SQNR reaches 20 dB, and accuracy is not checked.")
-@click.option("--eval-size", type=int, default=None, help="Evaluate on this many images (seeded, class-balanced) [default: all].")
-@click.option("--max-drop", type=float, default=0.5, show_default=True, help="Largest acceptable top-1 drop, percentage points.")
-@click.option("--exclude", multiple=True, metavar="PATTERN",
-              help="Keep float: torch module path or block (transform.attn), ONNX node name, globs allowed; repeatable.")
-@click.option("--target", type=click.Choice(TARGETS), default="tensorrt", show_default=True,
-              help="tensorrt/tflite: symmetric INT8 QDQ for TensorRT; ort: uint8 QDQ for ONNX Runtime CPU.")
+@click.option(
+    "--eval",
+    "eval_spec",
+    help="Evaluation data-set spec (e.g. digits:test): enables the accuracy guard. Without it the "
+    "most sensitive layers stay float until the estimated logits SQNR reaches 20 dB, and accuracy is not checked.",
+)
+@click.option(
+    "--eval-size", type=int, default=None, help="Evaluate on this many images (seeded, class-balanced) [default: all]."
+)
+@click.option(
+    "--max-drop", type=float, default=0.5, show_default=True, help="Largest acceptable top-1 drop, percentage points."
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Keep float: torch module path or block (transform.attn), ONNX node name, globs allowed; repeatable.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(TARGETS),
+    default="tensorrt",
+    show_default=True,
+    help="tensorrt/tflite: symmetric INT8 QDQ for TensorRT; ort: uint8 QDQ for ONNX Runtime CPU.",
+)
 @click.option("--mean", help="Per-channel mean R,G,B, only for an ONNX file without mdnet-deploy metadata.")
 @click.option("--std", help="Per-channel std R,G,B, only for an ONNX file without mdnet-deploy metadata.")
-@click.option("--max-float-layers", type=int, default=None, help="Most layers the guard may return to float [default: half].")
-@click.option("--sensitivity-images", type=int, default=32, show_default=True, help="Calibration images used for the per-layer sensitivity.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output .onnx [default: <model>.int8.onnx beside MODEL].")
+@click.option(
+    "--max-float-layers", type=int, default=None, help="Most layers the guard may return to float [default: half]."
+)
+@click.option(
+    "--sensitivity-images",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Calibration images used for the per-layer sensitivity.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output .onnx [default: <model>.int8.onnx beside MODEL].",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
-@click.option("--allow-overlap", is_flag=True, help="Allow evaluation images that are also calibration images (optimistic accuracy).")
-@click.option("--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file).")
-def command(model: Path, calib: str, calib_size: int, method: str, eval_spec: str | None, eval_size: int | None, max_drop: float,
-            exclude: tuple[str, ...], target: str, mean: str | None, std: str | None, max_float_layers: int | None,
-            sensitivity_images: int, output: Path | None, force: bool, trust_pickle: bool, allow_overlap: bool = False) -> None:
+@click.option(
+    "--allow-overlap",
+    is_flag=True,
+    help="Allow evaluation images that are also calibration images (optimistic accuracy).",
+)
+@click.option(
+    "--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file)."
+)
+@click.option(
+    "--judge",
+    type=click.Choice(JUDGES),
+    default=None,
+    help="With --eval: the runtime whose kernels score each guard step (default onnxruntime, the ONNX file itself; "
+    "tflite: the TFLite int8 file compile would make, on LiteRT).",
+)
+def command(
+    model: Path,
+    calib: str,
+    calib_size: int,
+    method: str,
+    eval_spec: str | None,
+    eval_size: int | None,
+    max_drop: float,
+    exclude: tuple[str, ...],
+    target: str,
+    mean: str | None,
+    std: str | None,
+    max_float_layers: int | None,
+    sensitivity_images: int,
+    output: Path | None,
+    force: bool,
+    trust_pickle: bool,
+    allow_overlap: bool = False,
+    judge: str | None = None,
+) -> None:
     """Quantize MODEL (float ONNX) to INT8, keeping float the layers that break accuracy.
 
     \b
@@ -55,16 +126,40 @@ def command(model: Path, calib: str, calib_size: int, method: str, eval_spec: st
     from ..fsutil import check_output
 
     patterns = [p for item in exclude for p in item.split(",") if p.strip()]
+    if judge is not None and eval_spec is None:
+        raise click.UsageError("--judge scores the guard's steps on --eval images: give --eval too")
     out = output if output is not None else model.with_name(model.stem + ".int8.onnx")
     for path in (out, out.with_name(out.name + ".json")):
         check_output(path, force=force, inputs=[model, calib, eval_spec])
     with trusted_pickles(trust_pickle), _ProgressRenderer() as renderer:
+        evaluate = None
+        if judge is not None and eval_spec is not None:
+            from ..calibration.judge import make_judge
+
+            evaluate = make_judge(
+                judge, model, calib, eval_spec, calib_size=calib_size, eval_size=eval_size, trust_pickle=trust_pickle
+            )
         try:
             result = quantize_model(
-                model, out, calib, calib_size=calib_size, method=method, eval_spec=eval_spec, max_drop=max_drop, eval_size=eval_size,
-                exclude=patterns, target=target, mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
-                force=force, progress=renderer, on_warning=renderer.warn,
-                sensitivity_images=sensitivity_images, max_float_layers=max_float_layers, allow_overlap=allow_overlap,
+                model,
+                out,
+                calib,
+                calib_size=calib_size,
+                method=method,
+                eval_spec=eval_spec,
+                max_drop=max_drop,
+                eval_size=eval_size,
+                exclude=patterns,
+                target=target,
+                mean=parse_floats(mean, "--mean"),
+                std=parse_floats(std, "--std"),
+                force=force,
+                progress=renderer,
+                on_warning=renderer.warn,
+                sensitivity_images=sensitivity_images,
+                max_float_layers=max_float_layers,
+                allow_overlap=allow_overlap,
+                evaluate=evaluate,
             )
         except AccuracyBudgetError as exc:
             failed = getattr(exc, "result", None)
@@ -82,7 +177,7 @@ class _ProgressRenderer:
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
 
-    def __enter__(self) -> "_ProgressRenderer":
+    def __enter__(self) -> _ProgressRenderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,8 +206,14 @@ class _ProgressRenderer:
                 info(line)
             return
         if self.progress is None:
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     console=err_console, transient=True)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+            )
             self.progress.start()
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(STAGE_LABELS.get(stage, stage), total=total)
@@ -137,13 +238,19 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
     else:
         table.add_row("top-1 / top-5", "not checked", "not checked (no --eval)")
     ver = report["verification"]
-    table.add_row("logits max |diff| / agreement", "", f"{ver['max_abs_diff']:.3g} / {100 * ver['top1_agreement']:.1f} % ({ver['n']} calib. images)")
+    table.add_row(
+        "logits max |diff| / agreement",
+        "",
+        f"{ver['max_abs_diff']:.3g} / {100 * ver['top1_agreement']:.1f} % ({ver['n']} calib. images)",
+    )
     table.add_row("model size", f"{size['float_bytes'] / 1e6:.2f} MB", f"{size['int8_bytes'] / 1e6:.2f} MB")
     table.add_row("layers in float", "", f"{report['layers']['float']} of {report['layers']['candidates']}")
     table.add_row("form", "", f"{form['name']} ({form['target']})")
     kernels = form.get("integer_kernels")
     if kernels:
-        table.add_row("convs as integer kernels on ORT", "", f"{kernels['integer_convs']} (float: {kernels['float_convs']})")
+        table.add_row(
+            "convs as integer kernels on ORT", "", f"{kernels['integer_convs']} (float: {kernels['float_convs']})"
+        )
     table.add_row("calibration", "", f"{cal['method']}, {cal['count']} images")
     timing, mem = report["timing"], report["memory"]
     table.add_row("time / peak memory", "", f"{timing['total_s']:.1f} s / {mem['peak_rss_mib']:.0f} MiB")
@@ -155,10 +262,19 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
         for col in ("step", "phase", "layers float", "change", "top-1", "drop", "agreement", "budget"):
             steps.add_column(col)
         for s in guard["steps"]:
-            change = (f"+{len(s['added'])}" if s["added"] else "") + (f"-{len(s['requantized'])}" if s["requantized"] else "")
-            steps.add_row(str(s["step"]), s["phase"], str(s["float_layers"]), change or "-", fmt(s["top1"], unit=" %"),
-                          f"{s['drop']:+.2f}", fmt(None if s["top1_agreement"] is None else 100 * s["top1_agreement"], 1, " %"),
-                          "met" if s["met"] else "-")
+            change = (f"+{len(s['added'])}" if s["added"] else "") + (
+                f"-{len(s['requantized'])}" if s["requantized"] else ""
+            )
+            steps.add_row(
+                str(s["step"]),
+                s["phase"],
+                str(s["float_layers"]),
+                change or "-",
+                fmt(s["top1"], unit=" %"),
+                f"{s['drop']:+.2f}",
+                fmt(None if s["top1_agreement"] is None else 100 * s["top1_agreement"], 1, " %"),
+                "met" if s["met"] else "-",
+            )
         console.print(steps)
 
     sens = report["sensitivity"]
@@ -170,13 +286,22 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
 
 
 def _render_sensitivity(sens: dict[str, Any], top: int) -> None:
-    layers = Table(title=f"Per-layer sensitivity (logits SQNR with only that layer INT8; {sens['images']} images; "
-                         f"all layers INT8: {sens['full_output_sqnr_db']:.1f} dB)")
+    layers = Table(
+        title=f"Per-layer sensitivity (logits SQNR with only that layer INT8; {sens['images']} images; "
+        f"all layers INT8: {sens['full_output_sqnr_db']:.1f} dB)"
+    )
     for col in ("#", "module", "op", "logits dB", "input dB", "weight dB", "float"):
         layers.add_column(col, overflow="fold")
     for row in sens["layers"][:top]:
-        layers.add_row(str(row["rank"]), row["module"] or row["node"], row["op"], fmt(row["output_sqnr_db"], 1),
-                       fmt(row["input_sqnr_db"], 1), fmt(row["weight_sqnr_db"], 1), "yes" if row["float"] else "")
+        layers.add_row(
+            str(row["rank"]),
+            row["module"] or row["node"],
+            row["op"],
+            fmt(row["output_sqnr_db"], 1),
+            fmt(row["input_sqnr_db"], 1),
+            fmt(row["weight_sqnr_db"], 1),
+            "yes" if row["float"] else "",
+        )
     console.print(layers)
     blocks = ", ".join(f"{b['block']} {b['output_sqnr_db']:.1f} dB" for b in sens["blocks"][:6])
     console.print(f"most sensitive blocks (summed layer noise): {blocks}", highlight=False)

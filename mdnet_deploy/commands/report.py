@@ -13,15 +13,33 @@ from ._common import console
 
 @click.command(name="report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--quant", "quant", multiple=True, type=click.Path(path_type=Path),
-              help="A quantize report (model.int8.report.json) for the sensitivity and guard charts; repeatable.")
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="The report to write: report.html, or report.md (its PNG figures go in report_files/ beside it).")
-@click.option("--format", "fmt", type=click.Choice(("html", "md")), default=None,
-              help="html (one self-contained file) or md (Markdown + PNGs); default: from the -o suffix.")
+@click.option(
+    "--quant",
+    "quant",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A quantize report (model.int8.report.json) for the sensitivity and guard charts; repeatable.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The report to write: report.html, or report.md (its PNG figures go in report_files/ beside it).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("html", "md")),
+    default=None,
+    help="html (one self-contained file) or md (Markdown + PNGs); default: from the -o suffix.",
+)
 @click.option("--title", default="mdnet-deploy report", show_default=True, help="Title of the report.")
 @click.option("--force", is_flag=True, help="Overwrite an existing report (and, for md, its figures).")
-def command(results: tuple[Path, ...], quant: tuple[Path, ...], output: Path, fmt: str | None, title: str, force: bool) -> None:
+def command(
+    results: tuple[Path, ...], quant: tuple[Path, ...], output: Path, fmt: str | None, title: str, force: bool
+) -> None:
     """Render RESULTS.json files (from bench --json) and quantize reports as one report.
 
     The HTML page needs nothing else to open (no server, no network): results table, Pareto plots,
@@ -39,12 +57,20 @@ def command(results: tuple[Path, ...], quant: tuple[Path, ...], output: Path, fm
 
         check_output(figures_dir(output) / "x.png", force=True, option="-o")  # the folder must be writable too
         written = write_markdown(inputs, output, title, force=force)
-        console.print(f"wrote {output} and {len(written) - 1} figure(s) in {figures_dir(output)}",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"wrote {output} and {len(written) - 1} figure(s) in {figures_dir(output)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         from ..reporting.html import write_html
 
         write_html(inputs, output, title)
         size_kb = output.stat().st_size / 1024
-        console.print(f"wrote {output} ({size_kb:.0f} kB; open it in a browser, it needs no server or network)",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"wrote {output} ({size_kb:.0f} kB; open it in a browser, it needs no server or network)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -14,8 +14,13 @@ from .deploy import deploy_options, run_and_render
 
 @click.command(name="run")
 @click.argument("pipeline", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output folder [default: the one the pipeline recorded; needs --force to replace it].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder [default: the one the pipeline recorded; needs --force to replace it].",
+)
 @click.option("--check", is_flag=True, help="Only say which inputs and tools changed; run nothing.")
 @deploy_options
 @click.pass_context
@@ -38,7 +43,9 @@ def command(ctx: click.Context, pipeline: Path, output: Path | None, check: bool
     if not Path(config.checkpoint).is_file():
         from ..errors import InputError
 
-        raise InputError(f"the pipeline's checkpoint {config.checkpoint} does not exist; restore it or edit 'checkpoint' in {pipeline}")
+        raise InputError(
+            f"the pipeline's checkpoint {config.checkpoint} does not exist; restore it or edit 'checkpoint' in {pipeline}"
+        )
 
     current = pf.input_hashes(config)
     lines = pf.compare_inputs(loaded.inputs, current)
@@ -50,7 +57,10 @@ def command(ctx: click.Context, pipeline: Path, output: Path | None, check: bool
         console.print(f"tool {line}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"{len(changed)} of {len(lines)} input(s) changed, {len(tools)} tool version(s) changed since {pipeline.name} was written",
-        markup=False, highlight=False, soft_wrap=True)
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if check:
         return
     run_and_render(config)

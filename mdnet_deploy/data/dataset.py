@@ -54,7 +54,9 @@ class Dataset:
         return h.hexdigest()
 
     def take(self, index: np.ndarray, description: str | None = None) -> Dataset:
-        return Dataset(self.images[index], self.labels[index], self.class_names, description or self.description, self.skipped)
+        return Dataset(
+            self.images[index], self.labels[index], self.class_names, description or self.description, self.skipped
+        )
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:
@@ -103,7 +105,9 @@ def load_dataset(spec: str, split: str = "test", size: tuple[int, int] | None = 
     else:
         path = Path(base).expanduser()
         if not path.exists():
-            raise DataError(f"data set {path} does not exist; give a CIFAR folder, an image folder, an .npz or 'digits'")
+            raise DataError(
+                f"data set {path} does not exist; give a CIFAR folder, an image folder, an .npz or 'digits'"
+            )
         if path.is_file():
             if path.suffix.lower() != ".npz":
                 raise DataError(f"data set {path} is a file but not an .npz; give a folder or an .npz with x and y")
@@ -155,10 +159,14 @@ def _load_npz(path: Path) -> Dataset:
     except Exception as exc:
         # zipfile, zlib and numpy raise many types for a truncated or altered file (BadZipFile,
         # zlib.error, EOFError, ValueError for an object array, ...): all mean the same to the user.
-        raise DataError(f"{path} is not a readable .npz ({type(exc).__name__}); re-create it with pack-eval or numpy.savez") from None
+        raise DataError(
+            f"{path} is not a readable .npz ({type(exc).__name__}); re-create it with pack-eval or numpy.savez"
+        ) from None
     y = labels_array(y_raw, str(path))
     if x.dtype not in (np.uint8, np.float32) or x.ndim != 4 or len(x) != len(y):
-        raise DataError(f"{path}: x must be (N,H,W,3) uint8 or (N,3,H,W) float32 with N = len(y); got x {x.shape}, y {y.shape}")
+        raise DataError(
+            f"{path}: x must be (N,H,W,3) uint8 or (N,3,H,W) float32 with N = len(y); got x {x.shape}, y {y.shape}"
+        )
     if x.dtype == np.uint8:
         if x.shape[3] != 3:
             raise DataError(f"{path}: uint8 x must be (N,H,W,3) RGB; got {x.shape}")
@@ -210,9 +218,13 @@ def _unpickle(path: Path) -> dict:
     except DataError:
         raise
     except Exception as exc:  # a truncated or foreign file: tell the user which one
-        raise DataError(f"{path} is not a CIFAR python-pickle batch ({type(exc).__name__}); re-extract the archive") from None
+        raise DataError(
+            f"{path} is not a CIFAR python-pickle batch ({type(exc).__name__}); re-extract the archive"
+        ) from None
     if not isinstance(obj, dict):
-        raise DataError(f"{path} is not a CIFAR python-pickle batch (it holds a {type(obj).__name__}, not a dict); re-extract the archive")
+        raise DataError(
+            f"{path} is not a CIFAR python-pickle batch (it holds a {type(obj).__name__}, not a dict); re-extract the archive"
+        )
     return obj
 
 
@@ -266,7 +278,9 @@ def _load_cifar(folder: Path, split: str) -> Dataset:
             raise DataError(f"{kind} folder {folder} lacks {f.name}; re-extract the archive")
         x, y = _batch_arrays(_unpickle(f), label_key, f)
         if len(y) and int(y.max()) >= len(names):
-            raise DataError(f"{f}: label {int(y.max())} but the meta file names {len(names)} classes; re-extract the archive")
+            raise DataError(
+                f"{f}: label {int(y.max())} but the meta file names {len(names)} classes; re-extract the archive"
+            )
         xs.append(x)
         ys.append(y)
     return Dataset(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys), names, f"{kind}:{split} ({folder})")
@@ -277,7 +291,9 @@ def read_labels_file(path: Path) -> list[str]:
     try:
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"labels file {path} cannot be read ({exc}); give a text file with one class name per line") from None
+        raise DataError(
+            f"labels file {path} cannot be read ({exc}); give a text file with one class name per line"
+        ) from None
     if not names:
         raise DataError(f"labels file {path} is empty; give one class name per line")
     return names
@@ -299,13 +315,17 @@ def _read_image(Image: Any, f: Path) -> np.ndarray:
     try:
         img = Image.open(f)
     except Image.DecompressionBombError:
-        raise DataError(f"image {f} claims more pixels than the {MAX_IMAGE_PIXELS} this reads; "
-                        "resize it or remove it from the folder") from None
+        raise DataError(
+            f"image {f} claims more pixels than the {MAX_IMAGE_PIXELS} this reads; "
+            "resize it or remove it from the folder"
+        ) from None
     with img:
         w, h = img.size
         if w * h > MAX_IMAGE_PIXELS:
-            raise DataError(f"image {f} claims {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} this reads; "
-                            "resize it or remove it from the folder")
+            raise DataError(
+                f"image {f} claims {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} this reads; "
+                "resize it or remove it from the folder"
+            )
         return np.asarray(img.convert("RGB"))
 
 
@@ -314,12 +334,16 @@ def _load_image_folder(folder: Path) -> Dataset:
 
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"{folder} has no class sub-folders; give one sub-folder of images per class (or a CIFAR folder / .npz)")
+        raise DataError(
+            f"{folder} has no class sub-folders; give one sub-folder of images per class (or a CIFAR folder / .npz)"
+        )
     labels_file = folder / "labels.txt"
     names = read_labels_file(labels_file) if labels_file.exists() else classes
     unknown = sorted(set(classes) - set(names))
     if unknown:
-        raise DataError(f"{folder}: sub-folders {', '.join(unknown[:3])} are not in {labels_file.name}; add them or remove the folders")
+        raise DataError(
+            f"{folder}: sub-folders {', '.join(unknown[:3])} are not in {labels_file.name}; add them or remove the folders"
+        )
     images, labels, skipped = [], [], []
     for cls in classes:
         for f in sorted((folder / cls).iterdir()):
@@ -340,7 +364,10 @@ def _load_image_folder(folder: Path) -> Dataset:
     # caller resizes to the artifact's input size.
     h, w = images[0].shape[:2]
     if any(a.shape[:2] != (h, w) for a in images):
-        images = [a if a.shape[:2] == (h, w) else np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in images]
+        images = [
+            a if a.shape[:2] == (h, w) else np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR))
+            for a in images
+        ]
     return Dataset(np.stack(images), np.asarray(labels, np.int64), names, f"images:{folder}", skipped)
 
 

@@ -32,8 +32,9 @@ def overlap_count(a: np.ndarray, b: np.ndarray) -> int:
     return sum(h in seen for h in image_hashes(b))
 
 
-def check_overlap(calib: np.ndarray, evaluation: np.ndarray | None, calib_spec: str, eval_spec: str | None,
-                  allow: bool = False) -> int:
+def check_overlap(
+    calib: np.ndarray, evaluation: np.ndarray | None, calib_spec: str, eval_spec: str | None, allow: bool = False
+) -> int:
     """DataError when evaluation images are also calibration images (unless ``allow``); returns the count."""
     if evaluation is None or len(evaluation) == 0:
         return 0

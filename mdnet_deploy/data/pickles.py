@@ -93,7 +93,9 @@ class _DataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not admitted")
 
 
-def safe_load(f: BinaryIO | bytes, *, encoding: str = "bytes", trust: bool | None = None, what: str = "data file") -> Any:
+def safe_load(
+    f: BinaryIO | bytes, *, encoding: str = "bytes", trust: bool | None = None, what: str = "data file"
+) -> Any:
     """Unpickle ``f`` admitting only plain data and numpy arrays, unless trusted.
 
     Raises :class:`DataError` (naming ``--trust-pickle``) for a pickle that

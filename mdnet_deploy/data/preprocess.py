@@ -31,7 +31,7 @@ def resize_images(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
 
     out = np.empty((len(images), h, w, 3), dtype=np.uint8)
     for i, img in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+        out[i] = np.asarray(Image.fromarray(img).resize((w, h), getattr(Image, "Resampling", Image).BILINEAR))
     return out
 
 

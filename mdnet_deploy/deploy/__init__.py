@@ -12,5 +12,15 @@ Library only: nothing here prints or exits.
 from .core import DeployConfig, DeployResult, DeviceOutcome, DeviceRun, deploy
 from .select import OBJECTIVES, Choice, Measured, Verdict, choose
 
-__all__ = ["OBJECTIVES", "Choice", "DeployConfig", "DeployResult", "DeviceOutcome", "DeviceRun", "Measured", "Verdict",
-           "choose", "deploy"]
+__all__ = [
+    "OBJECTIVES",
+    "Choice",
+    "DeployConfig",
+    "DeployResult",
+    "DeviceOutcome",
+    "DeviceRun",
+    "Measured",
+    "Verdict",
+    "choose",
+    "deploy",
+]

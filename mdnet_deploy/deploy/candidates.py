@@ -21,12 +21,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..artifact import read_meta, sidecar_path, write_meta
 from ..errors import AccuracyBudgetError, InputError, MdnetDeployError
+from ..progress import Say
 
-Progress = Callable[[str], None]
+Progress = Say  # see mdnet_deploy.progress
 
 EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "engine": "engine", "pt": "pth"}
 
@@ -48,7 +49,9 @@ class CandidateSpec:
         return f"{self.name}.{EXTENSIONS[self.format]}"
 
 
-def _c(name: str, fmt: str, precision: str, runtime: str, builder: str, quant: str | None = None, ref: bool = False) -> CandidateSpec:
+def _c(
+    name: str, fmt: str, precision: str, runtime: str, builder: str, quant: str | None = None, ref: bool = False
+) -> CandidateSpec:
     return CandidateSpec(name, fmt, precision, runtime, builder, quant, ref)
 
 
@@ -89,7 +92,9 @@ def plan_candidates(kind: str, only: Sequence[str] = ()) -> list[tuple[Candidate
     names = {s.name for s in plan}
     unknown = [n for n in only if n not in names]
     if unknown:
-        raise InputError(f"--candidates {','.join(unknown)} is not a {kind} candidate; choose from {', '.join(s.name for s in plan)}")
+        raise InputError(
+            f"--candidates {','.join(unknown)} is not a {kind} candidate; choose from {', '.join(s.name for s in plan)}"
+        )
     first_ref = next(s.name for s in plan if s.reference)
     return [(s, s.name in only) for s in plan if s.name in only or s.name == first_ref]
 
@@ -139,8 +144,15 @@ class Intermediates:
 
             o = self.options
             self.say("export: checkpoint -> ONNX (parity checked against PyTorch)")
-            result = export_onnx(o.checkpoint, self.dir, mean=o.mean, std=o.std, data=o.eval_spec,
-                                 trust_pickle=o.trust_pickle, filename="model.onnx")
+            result = export_onnx(
+                o.checkpoint,
+                self.dir,
+                mean=o.mean,
+                std=o.std,
+                data=o.eval_spec,
+                trust_pickle=o.trust_pickle,
+                filename="model.onnx",
+            )
             self._float = result.path
         return self._float
 
@@ -154,17 +166,36 @@ class Intermediates:
             notes: list[str] = []
             judge_name = o.judge if (o.judge and target == "tflite") else None
             judge = None
-            self.say(f"quantize: INT8 QDQ for {target} (accuracy guard judged by {judge_name or 'onnxruntime'} on this machine)")
+            self.say(
+                f"quantize: INT8 QDQ for {target} (accuracy guard judged by {judge_name or 'onnxruntime'} on this machine)"
+            )
             try:
                 extra = dict(o.quantize_extra)
                 if judge_name:
-                    from .judge import make_judge
+                    from ..calibration.judge import make_judge
 
-                    judge = make_judge(judge_name, self.float_onnx(), o.calib, o.eval_spec, calib_size=o.calib_size,
-                                       eval_size=o.eval_size, trust_pickle=o.trust_pickle)
+                    judge = make_judge(
+                        judge_name,
+                        self.float_onnx(),
+                        o.calib,
+                        o.eval_spec,
+                        calib_size=o.calib_size,
+                        eval_size=o.eval_size,
+                        trust_pickle=o.trust_pickle,
+                    )
                     extra["evaluate"] = judge
-                result = quantize_model(self.float_onnx(), out, o.calib, calib_size=o.calib_size, eval_spec=o.eval_spec,
-                                        eval_size=o.eval_size, max_drop=o.max_drop, target=target, force=True, **extra)
+                result = quantize_model(
+                    self.float_onnx(),
+                    out,
+                    o.calib,
+                    calib_size=o.calib_size,
+                    eval_spec=o.eval_spec,
+                    eval_size=o.eval_size,
+                    max_drop=o.max_drop,
+                    target=target,
+                    force=True,
+                    **extra,
+                )
                 self._int8[target] = (result.path, None, notes)
             except AccuracyBudgetError as exc:
                 kept = getattr(exc, "result", None)
@@ -247,8 +278,16 @@ def build_candidate(
     return Built(spec, dest, time.perf_counter() - t0, None, notes)
 
 
-def _build(spec: CandidateSpec, out: Path, float_onnx: Path, inter: Intermediates, notes: list[str],
-           target: Any, remote: dict[str, Any], say: Progress) -> None:
+def _build(
+    spec: CandidateSpec,
+    out: Path,
+    float_onnx: Path,
+    inter: Intermediates,
+    notes: list[str],
+    target: Any,
+    remote: dict[str, Any],
+    say: Progress,
+) -> None:
     o = inter.options
     source = float_onnx
     if spec.quant_target is not None:
@@ -267,8 +306,15 @@ def _build(spec: CandidateSpec, out: Path, float_onnx: Path, inter: Intermediate
 
         # fp32/fp16 from the float ONNX (its checkpoint and preprocessing); int8 from quantize's INT8 ONNX, so
         # TFLite uses the same calibration images and the guard's float-fallback layers.
-        convert_tflite(source, out, spec.precision, threads=1, force=True, trust_pickle=o.trust_pickle,
-                       progress=lambda stage, done, total: None if total else say(f"{spec.name}: {stage}"))
+        convert_tflite(
+            source,
+            out,
+            spec.precision,
+            threads=1,
+            force=True,
+            trust_pickle=o.trust_pickle,
+            progress=lambda stage, done, total: None if total else say(f"{spec.name}: {stage}"),
+        )
     elif spec.builder == "trt-local":
         from ..export.tensorrt.build import build_engine
 

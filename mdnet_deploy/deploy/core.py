@@ -35,11 +35,12 @@ from typing import Any, Callable, Sequence
 
 from ..errors import InputError, OutputError
 from ..fsutil import atomic_output, atomic_write_text, ensure_writable_dir
+from ..progress import Say
 from . import pipeline_file
 from .candidates import BuildOptions, Built, CandidateSpec, Intermediates, build_candidate, plan_candidates
 from .select import OBJECTIVES, Choice, choose, measured_from_row
 
-Progress = Callable[[str], None]
+Progress = Say  # see mdnet_deploy.progress
 #: bench(paths, device, eval_npz, config, progress) -> rows (bench schema 1), one per path
 BenchFn = Callable[[Sequence[Path], "DeviceRun", Path, "DeployConfig", Progress], list[dict[str, Any]]]
 
@@ -112,6 +113,7 @@ class DeployResult:
     pipeline_yaml: Path
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    report: Path | None = None  # report.html: every candidate on the Pareto plots
 
     @property
     def ok(self) -> bool:
@@ -125,17 +127,25 @@ def check_config(config: DeployConfig) -> None:
     if config.objective not in OBJECTIVES:
         raise InputError(f"--objective '{config.objective}' is not known; choose one of {', '.join(OBJECTIVES)}")
     if not (config.max_drop >= 0) or config.max_drop != config.max_drop or config.max_drop == float("inf"):
-        raise InputError(f"--max-drop {config.max_drop} is not valid; give the largest acceptable top-1 drop in points (>= 0), e.g. 0.5")
+        raise InputError(
+            f"--max-drop {config.max_drop} is not valid; give the largest acceptable top-1 drop in points (>= 0), e.g. 0.5"
+        )
     if config.host and config.inventory:
         raise InputError("give either --host or --inventory, not both")
     if (config.host or config.inventory) and config.device in ("host", "cuda") and not config.inventory:
-        raise InputError(f"--host deploys to a remote rpi or jetson; --device {config.device} runs here, so drop --host")
+        raise InputError(
+            f"--host deploys to a remote rpi or jetson; --device {config.device} runs here, so drop --host"
+        )
     if config.device == "jetson" and not (config.host or config.inventory):
-        raise InputError("--device jetson builds and benches engines on the board; give --host user@jetson or --inventory")
+        raise InputError(
+            "--device jetson builds and benches engines on the board; give --host user@jetson or --inventory"
+        )
     if config.calib_size < 1:
         raise InputError(f"--calib-size {config.calib_size} is not valid; give a positive number of images")
     if config.eval_size is not None and config.eval_size < 1:
-        raise InputError(f"--eval-size {config.eval_size} is not valid; give a positive number of images or leave it out")
+        raise InputError(
+            f"--eval-size {config.eval_size} is not valid; give a positive number of images or leave it out"
+        )
     if config.iterations < 1:
         raise InputError(f"--iterations {config.iterations} is not valid; give at least 1")
     if config.judge is not None and config.judge not in ("onnxruntime", "tflite"):
@@ -157,7 +167,9 @@ def resolve_devices(config: DeployConfig) -> list[DeviceRun]:
         for t in targets:
             label = _folder_name(t.label)
             if label in seen:
-                raise InputError(f"inventory {config.inventory}: two hosts map to the folder name '{label}'; rename one")
+                raise InputError(
+                    f"inventory {config.inventory}: two hosts map to the folder name '{label}'; rename one"
+                )
             seen.add(label)
             runs.append(DeviceRun(label, t.device, t))
         return runs
@@ -173,7 +185,7 @@ def _folder_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "device"
 
 
-OWN_FILES = ("deploy.json", "pipeline.yaml")
+OWN_FILES = ("deploy.json", "pipeline.yaml", "results.json", "report.html")
 
 
 def prepare_output(config: DeployConfig, devices: Sequence[DeviceRun]) -> Path:
@@ -184,7 +196,9 @@ def prepare_output(config: DeployConfig, devices: Sequence[DeviceRun]) -> Path:
     ours = [out / n for n in (*OWN_FILES, "build")] + [out / d.label for d in devices]
     present = [p for p in ours if p.exists()]
     if present and not config.force:
-        raise OutputError(f"{out} already holds a deploy ({present[0].name}); pass --force to replace it or give another -o")
+        raise OutputError(
+            f"{out} already holds a deploy ({present[0].name}); pass --force to replace it or give another -o"
+        )
     ensure_writable_dir(out)
     if config.force:
         for p in present:
@@ -204,12 +218,20 @@ def _clear_device_dir(folder: Path) -> None:
 
 
 # -- bench ----------------------------------------------------------------------------
-def local_bench(paths: Sequence[Path], device: DeviceRun, eval_npz: Path, config: DeployConfig, say: Progress) -> list[dict[str, Any]]:
+def local_bench(
+    paths: Sequence[Path], device: DeviceRun, eval_npz: Path, config: DeployConfig, say: Progress
+) -> list[dict[str, Any]]:
     from ..bench import bench_models
 
     return bench_models(
-        [str(p) for p in paths], device=device.kind, runtime="auto", eval_spec=str(eval_npz),
-        threads=config.threads, warmup=config.warmup, iterations=config.iterations, power_meter=config.power_meter,
+        [str(p) for p in paths],
+        device=device.kind,
+        runtime="auto",
+        eval_spec=str(eval_npz),
+        threads=config.threads,
+        warmup=config.warmup,
+        iterations=config.iterations,
+        power_meter=config.power_meter,
         progress=say,
     )
 
@@ -223,12 +245,24 @@ def _bench_args(config: DeployConfig) -> list[str]:
 
 def _remote_options(config: DeployConfig, wheel: Path | None) -> dict[str, Any]:
     known = str(Path(config.known_hosts).expanduser()) if config.known_hosts else None
-    return dict(setup=config.setup, accept_new_host_key=config.accept_new_host_key, known_hosts=known,
-                remote_root=config.remote_dir, timeout=config.remote_timeout, wheel=wheel)
+    return dict(
+        setup=config.setup,
+        accept_new_host_key=config.accept_new_host_key,
+        known_hosts=known,
+        remote_root=config.remote_dir,
+        timeout=config.remote_timeout,
+        wheel=wheel,
+    )
 
 
-def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Path, config: DeployConfig, wheel: Path | None,
-                     say: Progress, extra: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+def remote_bench_all(
+    jobs: dict[str, tuple[DeviceRun, list[Path]]],
+    eval_npz: Path,
+    config: DeployConfig,
+    wheel: Path | None,
+    say: Progress,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Bench every remote device (in parallel, through the fleet runner) on its own candidate files."""
     from ..remote import run_fleet, run_remote_bench
 
@@ -239,8 +273,16 @@ def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Pa
         return run_remote_bench(target, by_target[target.label], npz, args, **kw)
 
     opts = {**_remote_options(config, wheel), **(extra or {})}
-    rows = run_fleet([run.target for run, _ in jobs.values()], every, eval_npz, _bench_args(config),
-                     max_parallel=config.max_parallel, progress=say, bench=bench_own, **opts)
+    rows = run_fleet(
+        [run.target for run, _ in jobs.values()],
+        every,
+        eval_npz,
+        _bench_args(config),
+        max_parallel=config.max_parallel,
+        progress=say,
+        bench=bench_own,
+        **opts,
+    )
     out: dict[str, list[dict[str, Any]]] = {label: [] for label in jobs}
     label_of = {run.target.label: label for label, (run, _) in jobs.items()}
     for row in rows:
@@ -251,8 +293,14 @@ def remote_bench_all(jobs: dict[str, tuple[DeviceRun, list[Path]]], eval_npz: Pa
 
 
 # -- the deploy -----------------------------------------------------------------------
-def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: BenchFn | None = None,
-           quantize_extra: dict[str, Any] | None = None, remote_extra: dict[str, Any] | None = None) -> DeployResult:
+def deploy(
+    config: DeployConfig,
+    progress: Progress | None = None,
+    *,
+    bench: BenchFn | None = None,
+    quantize_extra: dict[str, Any] | None = None,
+    remote_extra: dict[str, Any] | None = None,
+) -> DeployResult:
     """Run the whole deploy; see the module docstring.
 
     ``bench`` replaces the local bench; ``remote_extra`` adds keyword arguments to the remote bench and engine
@@ -272,9 +320,17 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
     build_dir = out / "build"
     build_dir.mkdir(exist_ok=True)
     opts = BuildOptions(
-        checkpoint=Path(config.checkpoint), calib=config.calib, eval_spec=config.eval_spec, calib_size=config.calib_size,
-        eval_size=config.eval_size, max_drop=config.max_drop, mean=config.mean, std=config.std,
-        trust_pickle=config.trust_pickle, judge=config.judge, quantize_extra=dict(quantize_extra or {}),
+        checkpoint=Path(config.checkpoint),
+        calib=config.calib,
+        eval_spec=config.eval_spec,
+        calib_size=config.calib_size,
+        eval_size=config.eval_size,
+        max_drop=config.max_drop,
+        mean=config.mean,
+        std=config.std,
+        trust_pickle=config.trust_pickle,
+        judge=config.judge,
+        quantize_extra=dict(quantize_extra or {}),
     )
     inter = Intermediates(opts, build_dir, say)
     float_onnx = inter.float_onnx()
@@ -295,7 +351,9 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
         for d in local:
             paths = [c.built.path for c in outcomes[d.label] if c.built.path is not None]
             say(f"[{d.label}] bench {len(paths)} candidate(s) on this machine")
-            rows_by_device[d.label] = (bench or local_bench)(paths, d, eval_npz, config, _prefixed(say, d.label)) if paths else []
+            rows_by_device[d.label] = (
+                (bench or local_bench)(paths, d, eval_npz, config, _prefixed(say, d.label)) if paths else []
+            )
         jobs = {d.label: (d, [c.built.path for c in outcomes[d.label] if c.built.path is not None]) for d in remote}
         jobs = {k: v for k, v in jobs.items() if v[1]}
         if jobs:
@@ -313,7 +371,23 @@ def deploy(config: DeployConfig, progress: Progress | None = None, *, bench: Ben
     seconds = time.perf_counter() - t_start
     deploy_json = out / "deploy.json"
     atomic_write_text(deploy_json, json.dumps(_deploy_doc(config, results, seconds), indent=2, default=str) + "\n")
-    return DeployResult(results, deploy_json, pipeline_yaml, seconds)
+    report = _write_report(out, results, say)
+    return DeployResult(results, deploy_json, pipeline_yaml, seconds, report=report)
+
+
+def _write_report(out: Path, results: Sequence[DeviceOutcome], say: Progress) -> Path | None:
+    """results.json (every measured candidate) and the HTML report beside deploy.json; None when nothing ran."""
+    from ..bench import write_json
+    from ..reporting.html import write_html
+    from ..reporting.load import load_inputs
+
+    rows = [c.row for d in results for c in d.candidates if c.row is not None]
+    if not rows:
+        return None
+    say("writing results.json and report.html")
+    results_json = write_json(rows, out / "results.json")
+    quant = sorted((out / "build").glob("**/*.report.json"))  # the guard's steps and sensitivity, when quantize ran
+    return write_html(load_inputs([results_json], quant), out / "report.html", "mdnet-deploy deploy")
 
 
 def _prefixed(say: Progress, label: str) -> Progress:
@@ -328,16 +402,29 @@ def _pack_eval(config: DeployConfig, float_onnx: Path, build_dir: Path, say: Pro
     meta = read_meta(float_onnx)
     assert meta is not None
     say(f"packing {config.eval_spec} for the devices")
-    packed = pack_eval(config.eval_spec, build_dir / "eval.npz", size=(int(meta.preprocessing.size[0]), int(meta.preprocessing.size[1])), limit=config.eval_size)
+    packed = pack_eval(
+        config.eval_spec,
+        build_dir / "eval.npz",
+        size=(int(meta.preprocessing.size[0]), int(meta.preprocessing.size[1])),
+        limit=config.eval_size,
+    )
     if packed.num_classes != meta.num_classes:
-        raise InputError(f"--eval {config.eval_spec} has {packed.num_classes} classes but the model has {meta.num_classes}; "
-                         "give the matching test set")
+        raise InputError(
+            f"--eval {config.eval_spec} has {packed.num_classes} classes but the model has {meta.num_classes}; "
+            "give the matching test set"
+        )
     return packed.path
 
 
-def _build_all(devices: Sequence[DeviceRun], plans: dict[str, list[tuple[CandidateSpec, bool]]], inter: Intermediates,
-               config: DeployConfig, wheel: Path | None, say: Progress,
-               remote_extra: dict[str, Any]) -> dict[str, list[CandidateOutcome]]:
+def _build_all(
+    devices: Sequence[DeviceRun],
+    plans: dict[str, list[tuple[CandidateSpec, bool]]],
+    inter: Intermediates,
+    config: DeployConfig,
+    wheel: Path | None,
+    say: Progress,
+    remote_extra: dict[str, Any],
+) -> dict[str, list[CandidateOutcome]]:
     """Build each device's candidates; board-independent ones once per kind, then copied."""
     made: dict[tuple[str, str], Built] = {}
     outcomes: dict[str, list[CandidateOutcome]] = {}
@@ -351,8 +438,14 @@ def _build_all(devices: Sequence[DeviceRun], plans: dict[str, list[tuple[Candida
             if not per_board and key in made:
                 built = _copy_built(made[key], dest)
             else:
-                built = build_candidate(spec, dest, inter, target=d.target, progress=_prefixed(say, d.label),
-                                        remote={**_remote_options(config, wheel), **remote_extra} if per_board else None)
+                built = build_candidate(
+                    spec,
+                    dest,
+                    inter,
+                    target=d.target,
+                    progress=_prefixed(say, d.label),
+                    remote={**_remote_options(config, wheel), **remote_extra} if per_board else None,
+                )
                 if not per_board:
                     made[key] = built
             if built.error:
@@ -380,12 +473,25 @@ def _decide(d: DeviceRun, cands: list[CandidateOutcome], config: DeployConfig, o
     for c in cands:
         size = c.built.path.stat().st_size if c.built.path is not None else None
         if c.built.path is None:
-            m = measured_from_row(c.spec.name, None, fmt=c.spec.format, precision=c.spec.precision,
-                                  reference=c.spec.reference, selectable=c.selectable)
+            m = measured_from_row(
+                c.spec.name,
+                None,
+                fmt=c.spec.format,
+                precision=c.spec.precision,
+                reference=c.spec.reference,
+                selectable=c.selectable,
+            )
             m.reason = f"build failed: {c.built.error}"
         else:
-            m = measured_from_row(c.spec.name, c.row, fmt=c.spec.format, precision=c.spec.precision,
-                                  reference=c.spec.reference, selectable=c.selectable, size_bytes=size)
+            m = measured_from_row(
+                c.spec.name,
+                c.row,
+                fmt=c.spec.format,
+                precision=c.spec.precision,
+                reference=c.spec.reference,
+                selectable=c.selectable,
+                size_bytes=size,
+            )
         measured.append(m)
     choice = choose(measured, config.objective, config.max_drop)
     outcome = DeviceOutcome(d, cands, choice)
@@ -421,23 +527,49 @@ def _deploy_doc(config: DeployConfig, results: Sequence[DeviceOutcome], seconds:
         rows = []
         for c in r.candidates:
             v = r.choice.verdict(c.spec.name)
-            rows.append({
-                "name": c.spec.name, "file": str(c.built.path) if c.built.path else None, "format": c.spec.format,
-                "precision": c.spec.precision, "runtime": c.spec.runtime, "reference": c.spec.reference,
-                "selectable": c.selectable,
-                "build": {"ok": c.built.error is None, "seconds": round(c.built.seconds, 3), "error": c.built.error,
-                          "notes": c.built.notes},
-                "outcome": v.outcome, "reason": v.reason, "drop": v.drop,
-                "bench": c.row,
-            })
-        devices.append({
-            "device": r.device.label, "kind": r.device.kind,
-            "target": r.device.target.label if r.device.target is not None else "this machine",
-            "objective": r.choice.objective, "max_drop": r.choice.max_drop,
-            "reference": r.choice.reference, "reference_top1": r.choice.reference_top1,
-            "chosen": r.choice.chosen, "best": str(r.best) if r.best else None,
-            "best_over_budget": str(r.best_over_budget) if r.best_over_budget else None,
-            "message": r.choice.message, "candidates": rows,
-        })
-    return {"schema": DEPLOY_SCHEMA, "mdnet_deploy": __version__, "checkpoint": str(Path(config.checkpoint).resolve()),
-            "objective": config.objective, "max_drop": config.max_drop, "seconds": round(seconds, 1), "devices": devices}
+            rows.append(
+                {
+                    "name": c.spec.name,
+                    "file": str(c.built.path) if c.built.path else None,
+                    "format": c.spec.format,
+                    "precision": c.spec.precision,
+                    "runtime": c.spec.runtime,
+                    "reference": c.spec.reference,
+                    "selectable": c.selectable,
+                    "build": {
+                        "ok": c.built.error is None,
+                        "seconds": round(c.built.seconds, 3),
+                        "error": c.built.error,
+                        "notes": c.built.notes,
+                    },
+                    "outcome": v.outcome,
+                    "reason": v.reason,
+                    "drop": v.drop,
+                    "bench": c.row,
+                }
+            )
+        devices.append(
+            {
+                "device": r.device.label,
+                "kind": r.device.kind,
+                "target": r.device.target.label if r.device.target is not None else "this machine",
+                "objective": r.choice.objective,
+                "max_drop": r.choice.max_drop,
+                "reference": r.choice.reference,
+                "reference_top1": r.choice.reference_top1,
+                "chosen": r.choice.chosen,
+                "best": str(r.best) if r.best else None,
+                "best_over_budget": str(r.best_over_budget) if r.best_over_budget else None,
+                "message": r.choice.message,
+                "candidates": rows,
+            }
+        )
+    return {
+        "schema": DEPLOY_SCHEMA,
+        "mdnet_deploy": __version__,
+        "checkpoint": str(Path(config.checkpoint).resolve()),
+        "objective": config.objective,
+        "max_drop": config.max_drop,
+        "seconds": round(seconds, 1),
+        "devices": devices,
+    }

@@ -34,13 +34,44 @@ from ..errors import InputError
 from ..fsutil import atomic_write_text, sha256_file
 
 FORMAT_VERSION = 1
-TOOLS = ("mdnet-deploy", "numpy", "torch", "onnx", "onnxruntime", "onnxsim", "litert-torch", "ai-edge-litert",
-         "tensorrt", "paramiko")
+TOOLS = (
+    "mdnet-deploy",
+    "numpy",
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "litert-torch",
+    "ai-edge-litert",
+    "tensorrt",
+    "paramiko",
+)
 #: DeployConfig fields a pipeline records (and a repeat may set)
 RECORDED = (
-    "device", "host", "inventory", "calib", "calib_size", "eval_spec", "eval_size", "max_drop", "objective", "mean",
-    "std", "candidates", "judge", "warmup", "iterations", "threads", "power_meter", "trust_pickle", "identity",
-    "setup", "known_hosts", "remote_dir", "max_parallel", "remote_timeout",
+    "device",
+    "host",
+    "inventory",
+    "calib",
+    "calib_size",
+    "eval_spec",
+    "eval_size",
+    "max_drop",
+    "objective",
+    "mean",
+    "std",
+    "candidates",
+    "judge",
+    "warmup",
+    "iterations",
+    "threads",
+    "power_meter",
+    "trust_pickle",
+    "identity",
+    "setup",
+    "known_hosts",
+    "remote_dir",
+    "max_parallel",
+    "remote_timeout",
 )
 _YAML_NAMES = {"eval_spec": "eval"}  # the CLI's name where it differs from the field
 
@@ -128,11 +159,15 @@ def read_pipeline(path: str | os.PathLike[str]) -> LoadedPipeline:
         data = yaml.safe_load(p.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"pipeline {p} is not valid YAML ({first}); give the pipeline.yaml that 'mdnet-deploy deploy' wrote") from None
+        raise InputError(
+            f"pipeline {p} is not valid YAML ({first}); give the pipeline.yaml that 'mdnet-deploy deploy' wrote"
+        ) from None
     if not isinstance(data, dict) or "pipeline" not in data:
         raise InputError(f"{p} is not an mdnet-deploy pipeline (no 'pipeline:' version key)")
     if data.get("pipeline") != FORMAT_VERSION:
-        raise InputError(f"{p} has pipeline format {data.get('pipeline')!r}; this mdnet-deploy reads format {FORMAT_VERSION}")
+        raise InputError(
+            f"{p} has pipeline format {data.get('pipeline')!r}; this mdnet-deploy reads format {FORMAT_VERSION}"
+        )
     if data.get("command") != "deploy":
         raise InputError(f"{p}: command {data.get('command')!r} is not supported; only 'deploy' pipelines can be run")
     for key in ("checkpoint", "output"):
@@ -147,7 +182,9 @@ def read_pipeline(path: str | os.PathLike[str]) -> LoadedPipeline:
     for key, value in options.items():
         field_name = reverse.get(key, key)
         if field_name not in known:
-            raise InputError(f"{p}: unknown option '{key}'; allowed: {', '.join(_YAML_NAMES.get(k, k) for k in RECORDED)}")
+            raise InputError(
+                f"{p}: unknown option '{key}'; allowed: {', '.join(_YAML_NAMES.get(k, k) for k in RECORDED)}"
+            )
         if isinstance(value, (dict,)):
             raise InputError(f"{p}: option '{key}' must be a plain value or list, not a mapping")
         parsed[field_name] = tuple(value) if isinstance(value, list) else value
@@ -160,8 +197,9 @@ def read_pipeline(path: str | os.PathLike[str]) -> LoadedPipeline:
         raise InputError(f"{p}: 'inputs' must map names to {{ref, sha256}}")
     if not isinstance(tools, dict):
         raise InputError(f"{p}: 'tools' must map tool names to versions")
-    return LoadedPipeline(p, Path(data["checkpoint"]), Path(data["output"]), parsed, inputs,
-                          {str(k): str(v) for k, v in tools.items()})
+    return LoadedPipeline(
+        p, Path(data["checkpoint"]), Path(data["output"]), parsed, inputs, {str(k): str(v) for k, v in tools.items()}
+    )
 
 
 def compare_inputs(recorded: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]]) -> list[str]:
@@ -176,13 +214,18 @@ def compare_inputs(recorded: dict[str, dict[str, Any]], current: dict[str, dict[
         elif old.get("sha256") == new.get("sha256"):
             lines.append(f"{name}: unchanged ({new['ref']})")
         else:
-            lines.append(f"{name}: CHANGED ({new['ref']}: sha256 {str(old.get('sha256'))[:12]}… -> {str(new['sha256'])[:12]}…)")
+            lines.append(
+                f"{name}: CHANGED ({new['ref']}: sha256 {str(old.get('sha256'))[:12]}… -> {str(new['sha256'])[:12]}…)"
+            )
     return lines
 
 
 def compare_tools(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
-    return [f"{name}: {recorded.get(name, '-')} -> {current.get(name, '-')}"
-            for name in sorted(set(recorded) | set(current)) if recorded.get(name) != current.get(name)]
+    return [
+        f"{name}: {recorded.get(name, '-')} -> {current.get(name, '-')}"
+        for name in sorted(set(recorded) | set(current))
+        if recorded.get(name) != current.get(name)
+    ]
 
 
 def config_fields(cls: Any) -> set[str]:

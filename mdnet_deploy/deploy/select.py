@@ -26,7 +26,12 @@ from typing import Any, Sequence
 OBJECTIVES = ("latency", "energy", "size")
 #: outcome of each candidate in the choice
 CHOSEN, LOST, OVER_BUDGET, FAILED, UNMEASURED, REFERENCE_ONLY = (
-    "chosen", "lost", "over-budget", "failed", "unmeasured", "reference-only",
+    "chosen",
+    "lost",
+    "over-budget",
+    "failed",
+    "unmeasured",
+    "reference-only",
 )
 _EPS = 1e-9
 
@@ -108,12 +113,21 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
     ref = next((m for m in rows if m.reference and m.status != "failed" and m.top1 is not None), None)
     choice = Choice(objective, max_drop, ref.name if ref else None, ref.top1 if ref else None, None, None)
     if ref is None:
-        why = "; ".join(f"{m.name}: {m.reason or 'no accuracy measured'}" for m in rows if m.reference) or "no float candidate"
+        why = (
+            "; ".join(f"{m.name}: {m.reason or 'no accuracy measured'}" for m in rows if m.reference)
+            or "no float candidate"
+        )
         for m in rows:
             outcome = FAILED if m.status == "failed" else UNMEASURED
-            reason = f"failed: {m.reason}" if m.status == "failed" else "no float reference top-1 on this device to judge the drop"
+            reason = (
+                f"failed: {m.reason}"
+                if m.status == "failed"
+                else "no float reference top-1 on this device to judge the drop"
+            )
             choice.verdicts.append(Verdict(m.name, outcome, reason))
-        choice.message = f"no float reference was measured on this device ({why}); nothing can be judged against the budget"
+        choice.message = (
+            f"no float reference was measured on this device ({why}); nothing can be judged against the budget"
+        )
         return choice
 
     eligible: list[Measured] = []
@@ -132,9 +146,12 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
             verdicts[m.name] = Verdict(m.name, UNMEASURED, f"no {objective} figure: {why}", drop)
         elif drop is not None and drop > max_drop + _EPS:
             verdicts[m.name] = Verdict(
-                m.name, OVER_BUDGET,
+                m.name,
+                OVER_BUDGET,
                 f"over budget: top-1 {m.top1:.2f} % is {drop:.2f} points below the float {ref.top1:.2f} % ({ref.name}); "
-                f"--max-drop {max_drop:g}", drop)
+                f"--max-drop {max_drop:g}",
+                drop,
+            )
             over.append(m)
         else:
             verdicts[m.name] = Verdict(m.name, LOST, "", drop)
@@ -148,11 +165,18 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
         best = min(pool, key=lambda m: _key(m, objective))
         best_metric = best.metric(objective)
         assert best_metric is not None
-        note = " (its timing is unstable: no stable candidate was within budget)" if timed and best.status == "unstable" else ""
+        note = (
+            " (its timing is unstable: no stable candidate was within budget)"
+            if timed and best.status == "unstable"
+            else ""
+        )
         verdicts[best.name] = Verdict(
-            best.name, CHOSEN,
+            best.name,
+            CHOSEN,
             f"best {objective} within budget: {_objective_phrase(objective, best_metric)}, "
-            f"top-1 {best.top1:.2f} % (drop {verdicts[best.name].drop:+.2f}){note}", verdicts[best.name].drop)
+            f"top-1 {best.top1:.2f} % (drop {verdicts[best.name].drop:+.2f}){note}",
+            verdicts[best.name].drop,
+        )
         for m in eligible:
             if m is best:
                 continue
@@ -163,31 +187,54 @@ def choose(rows: Sequence[Measured], objective: str, max_drop: float) -> Choice:
                 continue
             if value > best_metric:
                 pct = f" (+{100 * (value - best_metric) / best_metric:.0f} %)" if best_metric > 0 else ""
-                verdicts[m.name].reason = (f"{_worse(objective)}: {_objective_phrase(objective, value)} vs "
-                                           f"{_objective_phrase(objective, best_metric)}{pct}")
+                verdicts[m.name].reason = (
+                    f"{_worse(objective)}: {_objective_phrase(objective, value)} vs "
+                    f"{_objective_phrase(objective, best_metric)}{pct}"
+                )
             else:
-                verdicts[m.name].reason = (f"tie on {objective} ({_objective_phrase(objective, value)}); "
-                                           f"lower top-1 or larger file than {best.name}")
+                verdicts[m.name].reason = (
+                    f"tie on {objective} ({_objective_phrase(objective, value)}); "
+                    f"lower top-1 or larger file than {best.name}"
+                )
         choice.chosen = best.name
         choice.message = f"chose {best.name}: {verdicts[best.name].reason}"
     else:
         if over:
             worst_case = min(over, key=lambda m: (ref.top1 - m.top1, *_key(m, objective)))  # type: ignore[operator]
             choice.best_over_budget = worst_case.name
-            choice.message = (f"no candidate within --max-drop {max_drop:g} of the float top-1 {ref.top1:.2f} %; "
-                              f"the closest is {worst_case.name} (drop {ref.top1 - worst_case.top1:.2f} points)")  # type: ignore[operator]
+            drop = (ref.top1 or 0.0) - (worst_case.top1 or 0.0)  # both measured: rows without top-1 are not 'over'
+            choice.message = (
+                f"no candidate within --max-drop {max_drop:g} of the float top-1 {ref.top1:.2f} %; "
+                f"the closest is {worst_case.name} (drop {drop:.2f} points)"
+            )
         else:
             choice.message = "no candidate could be measured within budget (see each row's reason)"
     choice.verdicts = [verdicts[m.name] for m in rows]
     return choice
 
 
-def measured_from_row(name: str, row: dict[str, Any] | None, *, fmt: str, precision: str, reference: bool,
-                      selectable: bool = True, size_bytes: int | None = None) -> Measured:
+def measured_from_row(
+    name: str,
+    row: dict[str, Any] | None,
+    *,
+    fmt: str,
+    precision: str,
+    reference: bool,
+    selectable: bool = True,
+    size_bytes: int | None = None,
+) -> Measured:
     """A bench row (schema 1; ``None`` when the device returned none) as the figures the choice needs."""
     if row is None:
-        return Measured(name, fmt, precision, "failed", "the device returned no result for it", reference=reference,
-                        selectable=selectable, size_bytes=size_bytes)
+        return Measured(
+            name,
+            fmt,
+            precision,
+            "failed",
+            "the device returned no result for it",
+            reference=reference,
+            selectable=selectable,
+            size_bytes=size_bytes,
+        )
     status = str(row.get("status") or "failed")
     reasons = row.get("reasons") or []
     reason = row.get("reason") or ("; ".join(map(str, reasons)) if reasons else None)
@@ -199,8 +246,17 @@ def measured_from_row(name: str, row: dict[str, Any] | None, *, fmt: str, precis
     if size is None and model.get("size_mb") is not None:
         size = int(round(float(model["size_mb"]) * 1e6))
     return Measured(
-        name=name, format=fmt, precision=precision, status=status if status in ("ok", "unstable") else "failed",
-        reason=reason, runtime=(row.get("runtime") or {}).get("name"), size_bytes=size,
-        top1=acc.get("top1"), p50_ms=lat.get("p50"), joules=energy.get("joules_per_inference"),
-        energy_unavailable=row.get("energy_unavailable"), reference=reference, selectable=selectable,
+        name=name,
+        format=fmt,
+        precision=precision,
+        status=status if status in ("ok", "unstable") else "failed",
+        reason=reason,
+        runtime=(row.get("runtime") or {}).get("name"),
+        size_bytes=size,
+        top1=acc.get("top1"),
+        p50_ms=lat.get("p50"),
+        joules=energy.get("joules_per_inference"),
+        energy_unavailable=row.get("energy_unavailable"),
+        reference=reference,
+        selectable=selectable,
     )

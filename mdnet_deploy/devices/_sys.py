@@ -54,8 +54,9 @@ def resolve_executable(command: str) -> str | None:
     return shutil.which(command)
 
 
-def device_tree_model(proc_root_override: str | os.PathLike[str] | None = None,
-                      sysfs_root_override: str | os.PathLike[str] | None = None) -> str | None:
+def device_tree_model(
+    proc_root_override: str | os.PathLike[str] | None = None, sysfs_root_override: str | os.PathLike[str] | None = None
+) -> str | None:
     """The board's device-tree model ("NVIDIA Jetson Orin Nano Developer Kit", "Raspberry Pi 5 ..."), or None.
 
     The one reader of it: /proc/device-tree/model, else the same node under

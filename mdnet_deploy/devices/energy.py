@@ -51,7 +51,9 @@ def energy_summary(trace: Trace, images: int, idle: Trace | None = None) -> dict
         idle_samples, idle_window = idle.samples, idle.window_s
         warnings += window_warnings(idle, "idle")
         if (idle.meter, idle.scope) != (trace.meter, trace.scope):
-            warnings.append(f"idle was measured with '{idle.meter}' ({idle.scope}), not '{trace.meter}'; dynamic figures are not comparable")
+            warnings.append(
+                f"idle was measured with '{idle.meter}' ({idle.scope}), not '{trace.meter}'; dynamic figures are not comparable"
+            )
         if idle_w is not None and avg is not None:
             dynamic_w = avg - idle_w
             if images > 0:
@@ -80,7 +82,9 @@ def energy_summary(trace: Trace, images: int, idle: Trace | None = None) -> dict
     }
 
 
-def measure_idle(meter: PowerMeter, seconds: float = MIN_WINDOW_S, sleep: Callable[[float], None] = time.sleep) -> Trace:
+def measure_idle(
+    meter: PowerMeter, seconds: float = MIN_WINDOW_S, sleep: Callable[[float], None] = time.sleep
+) -> Trace:
     """Sample ``meter`` for ``seconds`` while this process sleeps (call it before any load starts)."""
     meter.start()
     try:

@@ -99,7 +99,9 @@ def cpu_governor(sysfs_root: str | None = None) -> str | dict[str, str] | None:
     """The governor, or {policy: governor} when the clusters differ."""
     base = _sys.sysfs_root(sysfs_root) / "devices" / "system" / "cpu"
     found: dict[str, str] = {}
-    for path in sorted(base.glob("cpufreq/policy*/scaling_governor")) or sorted(base.glob("cpu[0-9]*/cpufreq/scaling_governor")):
+    for path in sorted(base.glob("cpufreq/policy*/scaling_governor")) or sorted(
+        base.glob("cpu[0-9]*/cpufreq/scaling_governor")
+    ):
         gov = _sys.read_text(path)
         if gov:
             found[path.parent.name if path.parent.name.startswith("policy") else path.parent.parent.name] = gov
@@ -197,7 +199,7 @@ def parse_nvpmodel(text: str | None) -> dict[str, Any] | None:
     if not m:
         return None
     name = m.group(1).strip()
-    after = text[m.end():].split()
+    after = text[m.end() :].split()
     mode_id = int(after[0]) if after and after[0].isdigit() else None
     return {"name": name, "id": mode_id}
 
@@ -213,7 +215,13 @@ def decode_throttled(text: str | None) -> dict[str, Any] | None:
     return {"raw": m.group(1), "flags": [name for bit, name in sorted(_THROTTLE_BITS.items()) if value & (1 << bit)]}
 
 
-_BINFMT_NAMES = {"aarch64": "qemu-aarch64", "arm64": "qemu-aarch64", "armv7l": "qemu-arm", "armv6l": "qemu-arm", "armv8l": "qemu-arm"}
+_BINFMT_NAMES = {
+    "aarch64": "qemu-aarch64",
+    "arm64": "qemu-aarch64",
+    "armv7l": "qemu-arm",
+    "armv6l": "qemu-arm",
+    "armv8l": "qemu-arm",
+}
 
 
 def detect_emulation(

@@ -113,7 +113,9 @@ class Ina3221Meter(PollingMeter):
     name = "ina3221"
     scope = "Jetson INA3221 rails"
 
-    def __init__(self, sysfs_root: str | os.PathLike[str] | None = None, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self, sysfs_root: str | os.PathLike[str] | None = None, interval_s: float = DEFAULT_INTERVAL_S
+    ) -> None:
         super().__init__(interval_s)
         self.sysfs_root = _sys.sysfs_root(sysfs_root)
         self._rails: list[Rail] = []
@@ -128,7 +130,10 @@ class Ina3221Meter(PollingMeter):
             )
         bad = [r.name for r in rails if _safe_read(r) is None]
         if bad:
-            return False, f"INA3221 rails {', '.join(bad)} cannot be read (run as a user that can read {self.sysfs_root}/bus/i2c)"
+            return (
+                False,
+                f"INA3221 rails {', '.join(bad)} cannot be read (run as a user that can read {self.sysfs_root}/bus/i2c)",
+            )
         self._rails = rails
         readings = {r.name: 0.0 for r in rails}
         self._total, self.scope, self.partial = total_rule(readings)

@@ -189,7 +189,9 @@ class PollingMeter(PowerMeter):
             t_start, t_stop = poller.times[0], poller.times[-1]
         warnings = []
         if poller.errors:
-            warnings.append(f"{poller.errors} reading(s) of '{self.name}' failed and were skipped (first: {poller.first_error})")
+            warnings.append(
+                f"{poller.errors} reading(s) of '{self.name}' failed and were skipped (first: {poller.first_error})"
+            )
         return Trace(
             meter=self.name,
             scope=self.scope,

@@ -28,4 +28,6 @@ class NoneMeter(PowerMeter):
         self._t_start = time.perf_counter()
 
     def stop(self) -> Trace:
-        return Trace(meter=self.name, scope=self.scope, method=self.method, t_start=self._t_start, t_stop=time.perf_counter())
+        return Trace(
+            meter=self.name, scope=self.scope, method=self.method, t_start=self._t_start, t_stop=time.perf_counter()
+        )

@@ -50,7 +50,10 @@ class NvmlMeter(PollingMeter):
         try:
             nvml.nvmlInit()
         except Exception as exc:  # NVMLError_LibraryNotFound / DriverNotLoaded / ...
-            return False, f"NVML cannot start ({_text(exc) or type(exc).__name__}): no NVIDIA driver or GPU on this machine"
+            return (
+                False,
+                f"NVML cannot start ({_text(exc) or type(exc).__name__}): no NVIDIA driver or GPU on this machine",
+            )
         try:
             count = nvml.nvmlDeviceGetCount()
             if self.index >= count:

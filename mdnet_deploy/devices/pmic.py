@@ -40,7 +40,6 @@ def parse_pmic_adc(text: str) -> dict[str, float]:
     return {name: amps[name] * volts[name] for name in amps if name in volts}
 
 
-
 class PmicMeter(PollingMeter):
     """Polls the Pi 5 PMIC ADC at up to 10 Hz (the recorded rate says what it achieved)."""
 
@@ -92,4 +91,6 @@ class PmicMeter(PollingMeter):
         return sum(rails.values()), rails
 
     def _extra_warnings(self) -> list[str]:
-        return [f"{SCOPE}: the Pi's wall power is higher; use --power-meter csv:FILE with a USB meter for the full board"]
+        return [
+            f"{SCOPE}: the Pi's wall power is higher; use --power-meter csv:FILE with a USB meter for the full board"
+        ]

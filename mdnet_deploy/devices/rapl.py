@@ -64,7 +64,9 @@ class RaplMeter(PollingMeter):
     method = METHOD_COUNTER
     scope = "CPU package (RAPL)"
 
-    def __init__(self, sysfs_root: str | os.PathLike[str] | None = None, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self, sysfs_root: str | os.PathLike[str] | None = None, interval_s: float = DEFAULT_INTERVAL_S
+    ) -> None:
         super().__init__(interval_s)
         self.sysfs_root = _sys.sysfs_root(sysfs_root)
         self._zones: list[Zone] = []
@@ -88,7 +90,9 @@ class RaplMeter(PollingMeter):
             except (OSError, ValueError, IndexError) as exc:
                 return False, f"cannot read {path} ({exc})"
         self._zones = zones
-        self.scope = f"CPU package (RAPL {'+'.join(z.name for z in zones)}; excludes DRAM, GPU and the rest of the board)"
+        self.scope = (
+            f"CPU package (RAPL {'+'.join(z.name for z in zones)}; excludes DRAM, GPU and the rest of the board)"
+        )
         return True, self.scope
 
     def _prepare(self) -> None:
@@ -114,5 +118,7 @@ class RaplMeter(PollingMeter):
     def _extra_warnings(self) -> list[str]:
         missing = [z.name for z in self._zones if not z.max_range_uj]
         if self._wraps and missing:
-            return [f"RAPL counter of {', '.join(missing)} wrapped but its max_energy_range_uj is unreadable; energy is low"]
+            return [
+                f"RAPL counter of {', '.join(missing)} wrapped but its max_energy_range_uj is unreadable; energy is low"
+            ]
         return []

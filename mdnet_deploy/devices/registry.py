@@ -24,6 +24,7 @@ from .profiles import KINDS, get_profile
 from .rapl import RaplMeter
 from .tegrastats import TegrastatsMeter
 
+
 @dataclass(frozen=True)
 class MeterOptions:
     """Where the OS boundaries are, for the meters that read them (None: the environment's default)."""
@@ -127,4 +128,13 @@ def doctor_meters(kind: str | None = None, **overrides: Any) -> list[dict[str, A
     return rows
 
 
-__all__ = ["METERS", "METER_NAMES", "MeterOptions", "KINDS", "create_meter", "select_meter", "make_meter", "doctor_meters"]
+__all__ = [
+    "METERS",
+    "METER_NAMES",
+    "MeterOptions",
+    "KINDS",
+    "create_meter",
+    "select_meter",
+    "make_meter",
+    "doctor_meters",
+]

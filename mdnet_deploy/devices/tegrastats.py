@@ -45,7 +45,6 @@ def rails_watts(line: str) -> dict[str, float]:
     return {name: cur / 1000.0 for name, (cur, _avg) in parse_tegrastats_line(line).items()}
 
 
-
 class TegrastatsMeter(PowerMeter):
     """Spawns tegrastats for the window and integrates its module-input rail."""
 
@@ -53,7 +52,9 @@ class TegrastatsMeter(PowerMeter):
     scope = "tegrastats rails"
     method = METHOD_SAMPLES
 
-    def __init__(self, command: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS, first_line_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, command: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS, first_line_timeout_s: float = 5.0
+    ) -> None:
         self.command = _sys.command_path(_sys.ENV_TEGRASTATS, "tegrastats", command)
         self.interval_ms = int(interval_ms)
         self.first_line_timeout_s = first_line_timeout_s

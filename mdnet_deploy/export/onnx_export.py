@@ -148,9 +148,15 @@ def export_onnx(
     prep_check = None
     if eval_ds is not None:  # no --mean/--std: is the CIFAR-100 default right for these images?
         say(f"checking the preprocessing ({prep.source}) on {eval_ds.description}")
-        prep_check = check_assumed_preprocessing(prep, eval_ds.images, eval_ds.labels, torch_logits(ckpt.model),
-                                                 model=str(checkpoint), dataset=eval_ds.description,
-                                                 num_classes=ckpt.num_classes)
+        prep_check = check_assumed_preprocessing(
+            prep,
+            eval_ds.images,
+            eval_ds.labels,
+            torch_logits(ckpt.model),
+            model=str(checkpoint),
+            dataset=eval_ds.description,
+            num_classes=ckpt.num_classes,
+        )
 
     final = out_dir / filename
     with artifact_output(final) as pending:  # the file and its sidecar appear together (artifact.publish)
@@ -163,8 +169,15 @@ def export_onnx(
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(
-                    model, (example,), str(tmp), input_names=["input"], output_names=["logits"],
-                    opset_version=opset, dynamo=False, dynamic_axes=dynamic, do_constant_folding=True,
+                    model,
+                    (example,),
+                    str(tmp),
+                    input_names=["input"],
+                    output_names=["logits"],
+                    opset_version=opset,
+                    dynamo=False,
+                    dynamic_axes=dynamic,
+                    do_constant_folding=True,
                 )
             except Exception as exc:
                 raise ConversionError(f"torch.onnx.export failed: {str(exc).splitlines()[0]}") from None
@@ -180,13 +193,23 @@ def export_onnx(
         nodes_after = len(proto.graph.node)
 
         meta = checkpoint_meta(
-            ckpt, format="onnx", preprocessing=prep, labels=labels, graph=graph, rewritten=rewritten,
+            ckpt,
+            format="onnx",
+            preprocessing=prep,
+            labels=labels,
+            graph=graph,
+            rewritten=rewritten,
             input=TensorSpec(name="input", shape=[batch or "batch", 3, *prep.size], layout="NCHW", dtype="float32"),
             output=TensorSpec(name="logits", shape=[batch or "batch", ckpt.num_classes], layout="NC", dtype="float32"),
         )
         meta.tools = tool_versions("torch", "onnx", "onnxruntime", "onnxsim", "onnxslim", "mdnet-deploy")
         meta.parent = dict(meta.checkpoint or {})
-        meta.verification = {"opset": opset, "nodes_before_simplify": nodes_before, "nodes": nodes_after, "simplifier": simplifier}
+        meta.verification = {
+            "opset": opset,
+            "nodes_before_simplify": nodes_before,
+            "nodes": nodes_after,
+            "simplifier": simplifier,
+        }
         if prep_check is not None:
             meta.verification["preprocessing_check"] = prep_check.to_dict()
         onnx.save(proto, str(tmp))
@@ -221,7 +244,9 @@ def export_onnx(
     return ExportResult(final, meta, checks, nodes_before, nodes_after, simplifier, times)
 
 
-def _parity(name: str, reference: Any, onnx_path: str, x: np.ndarray, labels: np.ndarray | None, batch: int | None) -> ParityCheck:
+def _parity(
+    name: str, reference: Any, onnx_path: str, x: np.ndarray, labels: np.ndarray | None, batch: int | None
+) -> ParityCheck:
     from ..runtimes.onnxruntime import run_onnx
 
     step = batch or 64

@@ -25,8 +25,15 @@ class ParityCheck:
     accuracy: dict[str, float] | None = None  # reference and candidate top-1 when labels fit
 
     @classmethod
-    def of(cls, name: str, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None = None,
-           ref_key: str = "torch_top1", got_key: str = "onnx_top1") -> ParityCheck:
+    def of(
+        cls,
+        name: str,
+        reference: np.ndarray,
+        candidate: np.ndarray,
+        labels: np.ndarray | None = None,
+        ref_key: str = "torch_top1",
+        got_key: str = "onnx_top1",
+    ) -> ParityCheck:
         c = compare_logits(reference, candidate)
         acc = None
         if labels is not None:
@@ -38,5 +45,9 @@ class ParityCheck:
 
     def summary(self) -> dict[str, Any]:
         """The four numbers alone (n, max/mean |diff|, top-1 agreement), as reports have always shown them."""
-        return {"n": self.n, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
-                "top1_agreement": self.top1_agreement}
+        return {
+            "n": self.n,
+            "max_abs_diff": self.max_abs_diff,
+            "mean_abs_diff": self.mean_abs_diff,
+            "top1_agreement": self.top1_agreement,
+        }

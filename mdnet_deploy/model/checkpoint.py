@@ -51,7 +51,9 @@ def _read(path: Path, trust_pickle: bool) -> Any:
     # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle
     # stream (0x80 protocol byte). Anything else is not a checkpoint at all.
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (unknown file format); give a .pth saved with torch.save")
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (unknown file format); give a .pth saved with torch.save"
+        )
     try:
         return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
@@ -61,7 +63,9 @@ def _read(path: Path, trust_pickle: bool) -> Any:
                 f"{path} contains pickled Python objects (e.g. a whole model), not just tensors; "
                 "loading it would run code from the file: if you trust its source, pass --trust-pickle"
             ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt pickle data); give a .pth saved with torch.save") from None
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (corrupt pickle data); give a .pth saved with torch.save"
+        ) from None
     except Exception as exc:  # torch raises many types on corrupt files; all mean the same to the user
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}); the file may be truncated or corrupt"
@@ -90,7 +94,7 @@ def extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, Any], str | None
         )
     state = {}
     for key, value in obj.items():
-        state[key[len("module."):] if key.startswith("module.") else key] = value
+        state[key[len("module.") :] if key.startswith("module.") else key] = value
     return state, wrapper
 
 
@@ -112,8 +116,10 @@ def infer_config(state: Mapping[str, Any], path: Path) -> tuple[int, float, int]
         )
     shapes = {k: tuple(state[k].shape) for k in required}
     if any(len(s) == 0 or s[0] < 1 for s in shapes.values()):
-        raise CheckpointError(f"{path}: tensors {', '.join(required)} have shapes {list(shapes.values())}, not an MDNET's; "
-                              "give a checkpoint from the MDNET training code")
+        raise CheckpointError(
+            f"{path}: tensors {', '.join(required)} have shapes {list(shapes.values())}, not an MDNET's; "
+            "give a checkpoint from the MDNET training code"
+        )
     num_classes = int(shapes["conv2.weight"][0])
     stem = int(shapes["pre.0.weight"][0])
     # Without the attention block (e.g. a plain MobileNetV2) fall back to the
@@ -160,11 +166,20 @@ def load_checkpoint(
         if result.missing_keys:
             parts.append(f"{len(result.missing_keys)} missing keys (e.g. {', '.join(result.missing_keys[:3])})")
         if result.unexpected_keys:
-            parts.append(f"{len(result.unexpected_keys)} unexpected keys (e.g. {', '.join(result.unexpected_keys[:3])})")
+            parts.append(
+                f"{len(result.unexpected_keys)} unexpected keys (e.g. {', '.join(result.unexpected_keys[:3])})"
+            )
         raise CheckpointError(f"{path} is not an MDNET checkpoint of the authors' architecture: {'; '.join(parts)}")
     model.eval()
-    return LoadedCheckpoint(model=model, path=path, num_classes=classes, width=width, heads=heads, wrapper=wrapper,
-                            preprocessing=stored_preprocessing(raw, path))
+    return LoadedCheckpoint(
+        model=model,
+        path=path,
+        num_classes=classes,
+        width=width,
+        heads=heads,
+        wrapper=wrapper,
+        preprocessing=stored_preprocessing(raw, path),
+    )
 
 
 def check_finite(state: Mapping[str, Any], path: Path) -> None:
@@ -174,7 +189,9 @@ def check_finite(state: Mapping[str, Any], path: Path) -> None:
     bad = [k for k, v in state.items() if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
     if bad:
         more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
-        raise CheckpointError(f"{path} holds NaN or infinite weights ({bad[0]}{more}); use a checkpoint from before training diverged")
+        raise CheckpointError(
+            f"{path} holds NaN or infinite weights ({bad[0]}{more}); use a checkpoint from before training diverged"
+        )
 
 
 def stored_preprocessing(obj: Any, path: Path) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
@@ -195,7 +212,9 @@ def stored_preprocessing(obj: Any, path: Path) -> tuple[tuple[float, ...], tuple
         except (TypeError, ValueError):
             nums = ()
         if len(nums) != 3 or not all(math.isfinite(v) for v in nums) or (key == "std" and min(nums) <= 0):
-            raise CheckpointError(f"{path} stores '{key}' as {value!r}; it must be 3 finite numbers (std > 0), one per RGB channel")
+            raise CheckpointError(
+                f"{path} stores '{key}' as {value!r}; it must be 3 finite numbers (std > 0), one per RGB channel"
+            )
         out.append(nums)
     return out[0], out[1]
 

@@ -48,7 +48,9 @@ class ChannelLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=1, keepdim=True)
         var = (x - mean).pow(2).mean(dim=1, keepdim=True)  # biased variance
-        return (x - mean) / torch.sqrt(var + 1e-5) * self.body.weight.view(1, -1, 1, 1) + self.body.bias.view(1, -1, 1, 1)
+        return (x - mean) / torch.sqrt(var + 1e-5) * self.body.weight.view(1, -1, 1, 1) + self.body.bias.view(
+            1, -1, 1, 1
+        )
 
 
 class _Affine(nn.Module):

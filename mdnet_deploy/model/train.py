@@ -92,7 +92,7 @@ def train_model(
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    model = create_model(num_classes, width=cfg.width, heads=cfg.heads).to(memory_format=torch.channels_last)
+    model = create_model(num_classes, width=cfg.width, heads=cfg.heads).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     # Augment in [0,1] pixel space (zero padding = black border, as torchvision's
     # RandomCrop on PIL images), then normalise.
     raw = torch.from_numpy(images.astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
@@ -137,9 +137,13 @@ def train_model(
             loss_sum += float(loss.detach()) * len(idx)
             if on_step:
                 on_step(step, total)
-        val_top1 = evaluate(model, val_x, val[1]) if val is not None else None
+        val_top1 = evaluate(model, val_x, val[1]) if val is not None and val_x is not None else None
         if on_epoch:
-            on_epoch(EpochStats(epoch, loss_sum / max(1, seen), 100.0 * correct / max(1, seen), val_top1, time.perf_counter() - t0))
+            on_epoch(
+                EpochStats(
+                    epoch, loss_sum / max(1, seen), 100.0 * correct / max(1, seen), val_top1, time.perf_counter() - t0
+                )
+            )
     model.eval()
     return model.to(memory_format=torch.contiguous_format)
 

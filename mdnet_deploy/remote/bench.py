@@ -77,14 +77,30 @@ def _check_files(paths: Sequence[str | os.PathLike[str]], what: str) -> list[Pat
 
 
 def bench_argv(
-    python: str, wheel: str, device: str, models: Sequence[str], eval_npz: str | None, json_out: str, extra: Sequence[str]
+    python: str,
+    wheel: str,
+    device: str,
+    models: Sequence[str],
+    eval_npz: str | None,
+    json_out: str,
+    extra: Sequence[str],
 ) -> list[str]:
     """The device-side command as an argument list (quoted as a whole later).
 
     ``env`` puts the uploaded wheel first on the path, so the device runs the
     workstation's code even when the venv holds an older install.
     """
-    argv = ["env", f"PYTHONPATH={wheel}", "PYTHONUNBUFFERED=1", python, "-m", "mdnet_deploy", "bench", "--device", device]
+    argv = [
+        "env",
+        f"PYTHONPATH={wheel}",
+        "PYTHONUNBUFFERED=1",
+        python,
+        "-m",
+        "mdnet_deploy",
+        "bench",
+        "--device",
+        device,
+    ]
     for m in models:
         argv += ["--model", m]
     if eval_npz is not None:
@@ -94,8 +110,19 @@ def bench_argv(
 
 def compile_argv(python: str, wheel: str, onnx: str, engine: str, extra: Sequence[str]) -> list[str]:
     return [
-        "env", f"PYTHONPATH={wheel}", "PYTHONUNBUFFERED=1", python, "-m", "mdnet_deploy",
-        "compile", "--target", "tensorrt", onnx, "-o", engine, *extra,
+        "env",
+        f"PYTHONPATH={wheel}",
+        "PYTHONUNBUFFERED=1",
+        python,
+        "-m",
+        "mdnet_deploy",
+        "compile",
+        "--target",
+        "tensorrt",
+        onnx,
+        "-o",
+        engine,
+        *extra,
     ]
 
 
@@ -109,8 +136,11 @@ class _Run:
         self.options = options
         self.progress = progress or _noop
         self._make = lambda: options.session_factory(
-            target, accept_new_host_key=options.accept_new_host_key, known_hosts=options.known_hosts,
-            connect_timeout=options.connect_timeout, io_timeout=options.io_timeout,
+            target,
+            accept_new_host_key=options.accept_new_host_key,
+            known_hosts=options.known_hosts,
+            connect_timeout=options.connect_timeout,
+            io_timeout=options.io_timeout,
         ).connect()
 
     def connect(self) -> Session:
@@ -170,11 +200,14 @@ def run_remote_bench(
                 ws.upload(sidecar_path(m), f"m{i}", sidecar_path(m).name)
         remote_eval = ws.upload(eval_path, eval_path.name) if eval_path else None
         json_remote = ws.remote_path("results.json")
-        argv = bench_argv(ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra)
+        argv = bench_argv(
+            ws.venv_python, wheel_remote, job.target.device, remote_models, remote_eval, json_remote, extra
+        )
         job.progress(f"running bench on {job.target.label}")
         # In its own process group: Ctrl-C, SIGTERM or the time-out stop the device-side bench too.
-        res = session.run(argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote bench",
-                          group=opts.remote_python)
+        res = session.run(
+            argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote bench", group=opts.remote_python
+        )
         if res.exit_status not in (0, BenchFailedError.exit_code):
             raise BenchFailedError(
                 f"{job.target.label}: bench on the device failed (exit {res.exit_status}): {_hint(res.last_error)}"
@@ -189,7 +222,9 @@ def run_remote_bench(
                 "re-run with --keep-remote to inspect the work folder"
             ) from None
         if not isinstance(rows, list):
-            raise BenchFailedError(f"{job.target.label}: the device bench wrote {type(rows).__name__}, not a list of rows")
+            raise BenchFailedError(
+                f"{job.target.label}: the device bench wrote {type(rows).__name__}, not a list of rows"
+            )
         back = {remote: str(local) for remote, local in zip(remote_models, model_paths)}
         return [_annotate(row, back, job.target, ws.info) for row in rows]
 
@@ -240,7 +275,9 @@ def build_remote_engine(
     atomically: a failed build leaves no ``output`` behind.
     """
     if target.device != "jetson":
-        raise InputError(f"{target.label}: TensorRT engines are built on a Jetson; set --device jetson (or mdnet_device)")
+        raise InputError(
+            f"{target.label}: TensorRT engines are built on a Jetson; set --device jetson (or mdnet_device)"
+        )
     onnx_path = _check_files([onnx], "ONNX model")[0]
     output = Path(output)
     extra = reject_reserved(compile_args, COMPILE_RESERVED, "compile options")
@@ -256,8 +293,9 @@ def build_remote_engine(
         remote_engine = ws.remote_path(output.name)
         argv = compile_argv(ws.venv_python, wheel_remote, remote_onnx, remote_engine, extra)
         job.progress(f"building the TensorRT engine on {job.target.label}")
-        res = session.run(argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote engine build",
-                          group=opts.remote_python)
+        res = session.run(
+            argv, timeout=opts.timeout, on_stderr=job.progress, what="the remote engine build", group=opts.remote_python
+        )
         if res.exit_status != 0:
             raise UnavailableError(
                 f"{job.target.label}: the TensorRT engine build failed on the device (exit {res.exit_status}): "
@@ -265,9 +303,9 @@ def build_remote_engine(
             )
         # The sidecar first (into our temp folder): the engine is renamed
         # into place only once everything it needs has arrived.
-        side_tmp = tmp / "engine.json"
+        side_tmp: Path | None = tmp / "engine.json"
         try:
-            ws.download(remote_engine + ".json", side_tmp)
+            ws.download(remote_engine + ".json", tmp / "engine.json")
         except UnavailableError:
             side_tmp = None  # the device compile wrote no metadata
         with atomic_output(output) as engine_tmp:
@@ -300,21 +338,30 @@ def check_remote_device(
     with _device_workspace(job, f"mdnet-venv-{job.target.device}") as (_, wheel_path, session, ws):
         wheel_remote = job.prepare(ws, wheel_path, [], opts.extra_packages)
         env = ["env", f"PYTHONPATH={wheel_remote}"]
-        res = session.run([*env, ws.venv_python, "-m", "mdnet_deploy", "--version"], timeout=opts.io_timeout,
-                          what="mdnet-deploy --version")
+        res = session.run(
+            [*env, ws.venv_python, "-m", "mdnet_deploy", "--version"],
+            timeout=opts.io_timeout,
+            what="mdnet-deploy --version",
+        )
         if res.exit_status != 0:
-            raise UnavailableError(f"{job.target.label}: mdnet-deploy does not start on the device: {_hint(res.last_error)}")
+            raise UnavailableError(
+                f"{job.target.label}: mdnet-deploy does not start on the device: {_hint(res.last_error)}"
+            )
         module = RUNTIME_IMPORTS[job.target.device]
-        rt = session.run([*env, ws.venv_python, "-c", f"import {module}"], timeout=opts.io_timeout,
-                         what="runtime check")
+        rt = session.run(
+            [*env, ws.venv_python, "-c", f"import {module}"], timeout=opts.io_timeout, what="runtime check"
+        )
         return {
             "machine": ws.info.get("machine"),
             "python": ".".join(map(str, ws.info.get("python", []))),
             "emulated": bool(ws.info.get("emulated")),
             "venv": ws.info.get("venv"),
             "version": (res.stdout.strip().splitlines() or [""])[-1],
-            "runtime": {"module": module, "ok": rt.exit_status == 0,
-                        "reason": None if rt.exit_status == 0 else rt.last_error},
+            "runtime": {
+                "module": module,
+                "ok": rt.exit_status == 0,
+                "reason": None if rt.exit_status == 0 else rt.last_error,
+            },
         }
 
 
@@ -328,7 +375,13 @@ def _device_workspace(job: _Run, venv_name: str) -> Iterator[tuple[Path, Path, S
     with tempfile.TemporaryDirectory(prefix="mdnet-remote-") as tmp:
         wheel_path = Path(o.wheel) if o.wheel else build_wheel(tmp)
         with job.connect() as session, open_workspace(
-            session, python=o.remote_python, root=o.remote_root, venv_name=venv_name,
-            keep_remote=o.keep_remote, timeout=o.io_timeout, progress=job.progress, reconnect=job._make,
+            session,
+            python=o.remote_python,
+            root=o.remote_root,
+            venv_name=venv_name,
+            keep_remote=o.keep_remote,
+            timeout=o.io_timeout,
+            progress=job.progress,
+            reconnect=job._make,
         ) as ws:
             yield Path(tmp), wheel_path, session, ws

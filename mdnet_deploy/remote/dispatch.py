@@ -62,4 +62,6 @@ def bench_remote(
             options.pop("identity", None)  # each inventory host names its own key
             return run_fleet(targets, models, npz, bench_args, max_parallel=max_parallel, progress=progress, **options)
         assert host is not None
-        return run_remote_bench(parse_target(host, device or "rpi"), models, npz, bench_args, progress=progress, **options)
+        return run_remote_bench(
+            parse_target(host, device or "rpi"), models, npz, bench_args, progress=progress, **options
+        )

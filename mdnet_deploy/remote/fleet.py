@@ -10,7 +10,6 @@ import os
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
 from typing import Any, Callable, Sequence
 
 from ..errors import InputError, MdnetDeployError, one_line

@@ -105,8 +105,11 @@ def _host_vars(host: str, groups: dict[str, _Group], depth: dict[str, int]) -> d
     merged: dict[str, Any] = {}
     layers = [groups[g].vars for g in sorted(member & set(groups), key=lambda g: (depth.get(g, 1), g))]
     # Host vars beat group vars; among groups, deeper wins, then by name.
-    layers += [groups[g].hosts[host] for g in sorted(member & set(groups), key=lambda g: (depth.get(g, 1), g))
-               if host in groups[g].hosts]
+    layers += [
+        groups[g].hosts[host]
+        for g in sorted(member & set(groups), key=lambda g: (depth.get(g, 1), g))
+        if host in groups[g].hosts
+    ]
     for layer in layers:
         for key, value in layer.items():
             merged[_ALIASES.get(str(key), str(key))] = value

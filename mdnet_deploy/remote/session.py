@@ -19,15 +19,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import InputError, UnavailableError, one_line
+from ..progress import Say
 from .target import DeviceTarget
 
 if TYPE_CHECKING:  # paramiko is the `remote` extra: import it only when used
     import paramiko
 
-Progress = Callable[[str], None]
+Progress = Say  # see mdnet_deploy.progress
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -100,7 +101,7 @@ class CommandResult:
         """The remote's one-line message (its 'error: ...' line when present)."""
         for line in reversed(self.stderr_tail):
             if line.startswith("error:"):
-                return line[len("error:"):].strip()
+                return line[len("error:") :].strip()
         for line in reversed(self.stderr_tail):
             if line.strip():
                 return line.strip()
@@ -121,7 +122,9 @@ def load_known_hosts(client: Any, known_hosts: Path) -> set[str]:
     try:
         text = known_hosts.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise InputError(f"cannot read known_hosts {known_hosts}: {exc.strerror or exc}; fix or move that file") from None
+        raise InputError(
+            f"cannot read known_hosts {known_hosts}: {exc.strerror or exc}; fix or move that file"
+        ) from None
     keys = client.get_host_keys()
     revoked: set[str] = set()
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -211,7 +214,7 @@ class Session:
         self._jump: Session | None = None  # the ProxyJump hop this connection runs through
 
     # -- connection --------------------------------------------------------
-    def connect(self) -> "Session":
+    def connect(self) -> Session:
         try:
             import paramiko
         except ImportError:
@@ -222,8 +225,14 @@ class Session:
         label = t.label
         if t.identity and not Path(t.identity).is_file():
             # An inventory or ~/.ssh/config host got its key from there, not from an option.
-            how = ("fix the key path where this host's key is named (the inventory's ansible_ssh_private_key_file "
-                   "or IdentityFile in ~/.ssh/config)") if t.name else "give a private key with --identity"
+            how = (
+                (
+                    "fix the key path where this host's key is named (the inventory's ansible_ssh_private_key_file "
+                    "or IdentityFile in ~/.ssh/config)"
+                )
+                if t.name
+                else "give a private key with --identity"
+            )
             raise InputError(f"{label}: identity file {t.identity} does not exist; {how}")
         _quiet_paramiko()
         client = paramiko.SSHClient()
@@ -317,8 +326,13 @@ class Session:
         hop = parse_target(hops[-1], device=t.device)
         if len(hops) > 1:
             hop = hop.with_(proxy_jump=",".join(hops[:-1]))
-        jump = Session(hop, accept_new_host_key=self.accept_new_host_key, known_hosts=self.known_hosts,
-                       connect_timeout=self.connect_timeout, io_timeout=self.io_timeout)
+        jump = Session(
+            hop,
+            accept_new_host_key=self.accept_new_host_key,
+            known_hosts=self.known_hosts,
+            connect_timeout=self.connect_timeout,
+            io_timeout=self.io_timeout,
+        )
         jump._depth = self._depth + 1
         jump.connect()
         self._jump = jump
@@ -337,7 +351,7 @@ class Session:
             self._jump = None
 
     @property
-    def client(self) -> "paramiko.SSHClient":
+    def client(self) -> paramiko.SSHClient:
         if self._client is None:
             raise RuntimeError("session is not connected")
         return self._client
@@ -347,12 +361,14 @@ class Session:
         transport = self._client.get_transport() if self._client else None
         return bool(transport and transport.is_active())
 
-    def sftp(self) -> "paramiko.SFTPClient":
+    def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
             try:
                 self._sftp = self.client.open_sftp()
             except Exception as exc:  # paramiko raises several unrelated types here
-                raise UnavailableError(f"{self.target.label}: cannot open SFTP: {_reason(exc)}; is sftp-server installed?") from None
+                raise UnavailableError(
+                    f"{self.target.label}: cannot open SFTP: {_reason(exc)}; is sftp-server installed?"
+                ) from None
             channel = self._sftp.get_channel()
             if channel is not None:
                 # A stalled transfer raises instead of hanging forever.
@@ -370,7 +386,7 @@ class Session:
         self._client = None
         self._close_jump()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self.connect() if self._client is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -424,7 +440,7 @@ class Session:
                 # Progress bars redraw with '\r': show the latest state only.
                 line = raw.decode("utf-8", "replace").rstrip("\r").split("\r")[-1]
                 if group is not None and pgid is None and line.startswith(PGID_MARKER):
-                    set_pgid(line[len(PGID_MARKER):])
+                    set_pgid(line[len(PGID_MARKER) :])
                     continue
                 tail.append(line)
                 del tail[:-50]
@@ -485,7 +501,11 @@ class Session:
         )
         with contextlib.suppress(Exception):
             if self.alive:
-                self.run(["sh", "-c", script, "sh", str(pgid)], timeout=min(self.io_timeout, 15.0), what="stopping the remote job")
+                self.run(
+                    ["sh", "-c", script, "sh", str(pgid)],
+                    timeout=min(self.io_timeout, 15.0),
+                    what="stopping the remote job",
+                )
 
     # -- files -------------------------------------------------------------
     def put(self, local: str | os.PathLike[str], remote: str, progress: Progress = _noop) -> None:

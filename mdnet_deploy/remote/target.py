@@ -47,7 +47,7 @@ class DeviceTarget:
     def label(self) -> str:
         return self.name or self.address
 
-    def with_(self, **changes: object) -> "DeviceTarget":
+    def with_(self, **changes: object) -> DeviceTarget:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 

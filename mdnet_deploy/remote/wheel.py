@@ -112,14 +112,29 @@ def _build_from_sources(root: Path, dest: Path, timeout: float) -> Path:
             (src / "README.md").write_text("mdnet-deploy\n")  # pyproject names it as the readme
         shutil.copytree(_PACKAGE_DIR, src / "mdnet_deploy", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise UnavailableError(f"building the mdnet-deploy wheel took more than {timeout:g} s; check pip and setuptools") from None
+            raise UnavailableError(
+                f"building the mdnet-deploy wheel took more than {timeout:g} s; check pip and setuptools"
+            ) from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-            raise UnavailableError(f"building the mdnet-deploy wheel failed: {last}; is setuptools installed in this venv?")
+            raise UnavailableError(
+                f"building the mdnet-deploy wheel failed: {last}; is setuptools installed in this venv?"
+            )
         wheels = sorted(out.glob("mdnet_deploy-*.whl"))
         if not wheels:
             raise UnavailableError("pip wheel produced no mdnet_deploy wheel; check the project's pyproject.toml")
@@ -159,7 +174,9 @@ def _build_from_installed(dest: Path) -> Path:
     info = f"mdnet_deploy-{version}.dist-info"
     entries: List[Tuple[str, bytes]] = [(name, path.read_bytes()) for name, path in _package_files()]
     entries.append((f"{info}/METADATA", metadata_text.encode("utf-8")))
-    entries.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: mdnet-deploy\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+    entries.append(
+        (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: mdnet-deploy\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    )
     if entry_points:
         entries.append((f"{info}/entry_points.txt", entry_points.encode("utf-8")))
     record = io.StringIO()
@@ -187,7 +204,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write("usage: python -m mdnet_deploy.remote.wheel DEST_FOLDER\n")
         return 2
     try:
-        print(build_wheel(args[0], use_cache=False))
+        print(build_wheel(args[0], use_cache=False))  # noqa: T201  (a `python -m` entry point: the path is its output)
     except UnavailableError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 4

@@ -137,7 +137,9 @@ class Workspace:
                 f"{self.label}: the device's disk is full ({doing} in {self.info['root']}); "
                 "free some space or choose another folder with --remote-dir"
             )
-        return UnavailableError(f"{self.label}: transfer interrupted while {doing} ({one_line(cause)}); nothing was kept, re-run")
+        return UnavailableError(
+            f"{self.label}: transfer interrupted while {doing} ({one_line(cause)}); nothing was kept, re-run"
+        )
 
     # -- venv ---------------------------------------------------------------
     def setup_venv(self, device: str, python: str, wheel_remote: str, extra: Sequence[str], timeout: float) -> None:
@@ -163,9 +165,20 @@ class Workspace:
             packages = [wheel_remote, *RUNTIME_PACKAGES.get(device, ()), *extra]
             self.progress(f"installing {', '.join(posixpath.basename(p) for p in packages)} into the device venv")
             res = self.session.run(
-                [self.venv_python, "-m", "pip", "install", "--upgrade", "--progress-bar", "off",
-                 "--disable-pip-version-check", *packages],
-                timeout=timeout, on_stderr=on_err, what="pip install",
+                [
+                    self.venv_python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--upgrade",
+                    "--progress-bar",
+                    "off",
+                    "--disable-pip-version-check",
+                    *packages,
+                ],
+                timeout=timeout,
+                on_stderr=on_err,
+                what="pip install",
             )
             if res.exit_status != 0:
                 text = " ".join(res.stderr_tail)
@@ -175,7 +188,9 @@ class Workspace:
                     )
                 raise self._setup_error(res.last_error, "installing packages")
             if device == "jetson":
-                res = self.session.run([self.venv_python, "-c", "import tensorrt"], timeout=timeout, what="TensorRT check")
+                res = self.session.run(
+                    [self.venv_python, "-c", "import tensorrt"], timeout=timeout, what="TensorRT check"
+                )
                 if res.exit_status != 0:
                     raise UnavailableError(
                         f"{self.label}: the device venv cannot import tensorrt; install JetPack's python3-libnvinfer "
@@ -252,9 +267,14 @@ def _cleanup(ws: Workspace, reconnect: Callable[[], Session] | None) -> None:
         session.remove_tree(ws.work, timeout=session.io_timeout)
         # Remove the root too when nothing else (no venv) lives there, and the
         # folders above it that this run created (rmdir leaves non-empty ones).
-        folders = [str(ws.info["root"])] + [str(d) for d in ws.info.get("created") or [] if str(d) != str(ws.info["root"])]
-        session.run(["sh", "-c", 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', "sh", *folders],
-                    timeout=session.io_timeout, what="clean-up")
+        folders = [str(ws.info["root"])] + [
+            str(d) for d in ws.info.get("created") or [] if str(d) != str(ws.info["root"])
+        ]
+        session.run(
+            ["sh", "-c", 'for d in "$@"; do rmdir -- "$d" 2>/dev/null || exit 0; done', "sh", *folders],
+            timeout=session.io_timeout,
+            what="clean-up",
+        )
     except Exception as exc:  # clean-up must never hide the real error
         ws.progress(f"warning: could not remove {ws.work} on {ws.label}: {one_line(exc)}")
     finally:
@@ -286,5 +306,7 @@ def reject_reserved(args: Sequence[str], reserved: Sequence[str], where: str) ->
     for a in out:
         name = a.split("=", 1)[0]
         if name in reserved:
-            raise InputError(f"{where}: {name} is set by the remote run itself; remove it from the pass-through options")
+            raise InputError(
+                f"{where}: {name} is set by the remote run itself; remove it from the pass-through options"
+            )
     return out

@@ -24,8 +24,16 @@ from ..errors import InputError
 from .fields import METRICS, Metric, device_label, get, interval, model_name, runtime_name, status, value
 
 DEFAULT_THRESHOLDS = "p50=10%,top1=0.5,mj=10%"
-ALIASES = {"latency": "p50", "top-1": "top1", "acc": "top1", "accuracy": "top1", "energy": "mj", "mj/image": "mj",
-           "throughput": "ips", "images/s": "ips"}
+ALIASES = {
+    "latency": "p50",
+    "top-1": "top1",
+    "acc": "top1",
+    "accuracy": "top1",
+    "energy": "mj",
+    "mj/image": "mj",
+    "throughput": "ips",
+    "images/s": "ips",
+}
 
 REGRESSION = "REGRESSION"
 WITHIN_NOISE = "within noise"
@@ -52,7 +60,9 @@ def parse_thresholds(spec: str) -> list[Threshold]:
         key = ALIASES.get(key.strip().lower(), key.strip().lower())
         if not sep or key not in METRICS or key == "size":
             names = ", ".join(k for k in METRICS if k != "size")
-            raise InputError(f"--max-regression item '{item}' is not METRIC=LIMIT; metrics are {names} (e.g. p50=10%,top1=0.5)")
+            raise InputError(
+                f"--max-regression item '{item}' is not METRIC=LIMIT; metrics are {names} (e.g. p50=10%,top1=0.5)"
+            )
         amount = amount.strip()
         relative = amount.endswith("%")
         try:
@@ -60,7 +70,9 @@ def parse_thresholds(spec: str) -> list[Threshold]:
         except ValueError:
             number = float("nan")
         if not math.isfinite(number) or number < 0:
-            raise InputError(f"--max-regression {key}={amount} is not a limit; give a non-negative number, with % for a relative limit")
+            raise InputError(
+                f"--max-regression {key}={amount} is not a limit; give a non-negative number, with % for a relative limit"
+            )
         out[key] = Threshold(METRICS[key], number / 100.0 if relative else number, relative)
     if not out:
         raise InputError(f"--max-regression is empty; give e.g. {DEFAULT_THRESHOLDS}")
@@ -119,7 +131,9 @@ def _group(row: Mapping[str, Any]) -> tuple[str, str]:
     return device_label(row), runtime_name(row)
 
 
-def match_rows(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> tuple[list[Pair], list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+def match_rows(
+    base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> tuple[list[Pair], list[Mapping[str, Any]], list[Mapping[str, Any]]]:
     """Pairs (device, runtime, then model by sha256, else by name + precision, else by name), and the leftovers."""
     left = list(base)
     pairs: list[Pair] = []
@@ -169,7 +183,9 @@ def _judge(base: Mapping[str, Any], new: Mapping[str, Any], t: Threshold) -> Del
     return Delta(m, b, n, REGRESSION, limit_text)
 
 
-def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], thresholds: Sequence[Threshold]) -> Comparison:
+def compare(
+    base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], thresholds: Sequence[Threshold]
+) -> Comparison:
     pairs, only_base, only_new = match_rows(base, new)
     for p in pairs:
         sb, sn = status(p.base), status(p.new)
@@ -181,10 +197,15 @@ def compare(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]],
                 p.notes.append("failed in both results")
             continue
         if sb == "failed":
-            p.notes.append(f"failed in the base results ({p.base.get('reason') or 'no reason'}); nothing to compare with")
+            p.notes.append(
+                f"failed in the base results ({p.base.get('reason') or 'no reason'}); nothing to compare with"
+            )
             continue
         if "unstable" in (sb, sn):
-            p.notes.append("unstable in " + " and ".join(w for w, s in (("base", sb), ("new", sn)) if s == "unstable")
-                           + ": its figures are noisy")
+            p.notes.append(
+                "unstable in "
+                + " and ".join(w for w, s in (("base", sb), ("new", sn)) if s == "unstable")
+                + ": its figures are noisy"
+            )
         p.deltas = [_judge(p.base, p.new, t) for t in thresholds]
     return Comparison(pairs, only_base, only_new, list(thresholds))

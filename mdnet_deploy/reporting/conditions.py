@@ -77,7 +77,12 @@ def manifest(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     loads = [x for x in (_load(r) for r in rows) if x is not None]
     if loads:
         lo, hi = min(x[0] for x in loads), max(x[0] for x in loads)
-        out.append(("load average during runs", f"{lo:.2f}" + (f" to {hi:.2f}" if hi != lo else "") + f" on {loads[0][1]} cores"))
+        out.append(
+            (
+                "load average during runs",
+                f"{lo:.2f}" + (f" to {hi:.2f}" if hi != lo else "") + f" on {loads[0][1]} cores",
+            )
+        )
     runtimes: dict[str, list[str]] = {}
     for r in rows:
         name = get(r, "runtime", "name")
@@ -105,7 +110,9 @@ def condition_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 if v is not None:
                     seen.setdefault(_text(v), []).append(row_label(r))
             if len(seen) > 1:
-                detail = "; ".join(f"{v} ({', '.join(who[:3])}{'…' if len(who) > 3 else ''})" for v, who in seen.items())
+                detail = "; ".join(
+                    f"{v} ({', '.join(who[:3])}{'…' if len(who) > 3 else ''})" for v, who in seen.items()
+                )
                 warnings.append(f"{device}: rows ran with different {label}: {detail}; their figures do not compare")
         versions: dict[str, set[str]] = {}
         for r in group:
@@ -119,13 +126,17 @@ def condition_warnings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         busy = [who for who, (load, cores) in loaded.items() if load > cores]
         calm = [who for who, (load, cores) in loaded.items() if load <= cores / 2]
         if busy and calm:
-            warnings.append(f"{device}: some rows ran under load ({', '.join(busy[:3])}) and others did not "
-                            f"({', '.join(calm[:3])}); their latencies do not compare")
+            warnings.append(
+                f"{device}: some rows ran under load ({', '.join(busy[:3])}) and others did not "
+                f"({', '.join(calm[:3])}); their latencies do not compare"
+            )
         temps = {row_label(r): t for r in group for t in [_hottest(r)] if t is not None}
         if temps and max(temps.values()) - min(temps.values()) > MAX_TEMP_SPREAD_C:
             hot, cold = max(temps, key=temps.get), min(temps, key=temps.get)  # type: ignore[arg-type]
-            warnings.append(f"{device}: rows started at different temperatures ({hot} {temps[hot]:.0f} °C, "
-                            f"{cold} {temps[cold]:.0f} °C); clocks follow heat")
+            warnings.append(
+                f"{device}: rows started at different temperatures ({hot} {temps[hot]:.0f} °C, "
+                f"{cold} {temps[cold]:.0f} °C); clocks follow heat"
+            )
     return list(dict.fromkeys(warnings))
 
 

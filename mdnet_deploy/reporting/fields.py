@@ -39,21 +39,55 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {
-    "top1": Metric("top1", "top-1 %", ("accuracy", "top1"), True,
-                   ci_paths=(("accuracy", "top1_ci95"),), relative=False),
-    "top5": Metric("top5", "top-5 %", ("accuracy", "top5"), True, ci_paths=(("accuracy", "top5_ci95"),), relative=False),
-    "p50": Metric("p50", "p50 latency (ms)", ("latency_ms", "p50"), False,
-                  ci_paths=(("latency_ms", "p50_ci95"), ("repeats", "ci95_p50_ms"), ("stability", "p50_ci95"))),
-    "p90": Metric("p90", "p90 latency (ms)", ("latency_ms", "p90"), False,
-                  ci_paths=(("latency_ms", "p90_ci95"), ("stability", "p90_ci95"))),
-    "p99": Metric("p99", "p99 latency (ms)", ("latency_ms", "p99"), False,
-                  ci_paths=(("latency_ms", "p99_ci95"), ("stability", "p99_ci95"))),
-    "mean": Metric("mean", "mean latency (ms)", ("latency_ms", "mean"), False,
-                   ci_paths=(("latency_ms", "mean_ci95"), ("stability", "mean_ci95"))),
-    "ips": Metric("ips", "images/s", ("throughput_ips",), True,
-                  ci_paths=(("throughput_ips_ci95",), ("stability", "throughput_ci95"))),
-    "mj": Metric("mj", "mJ/image", ("energy", "joules_per_inference"), False, scale=1000.0,
-                 ci_paths=(("energy", "joules_per_inference_ci95"), ("stability", "joules_per_inference_ci95"))),
+    "top1": Metric(
+        "top1", "top-1 %", ("accuracy", "top1"), True, ci_paths=(("accuracy", "top1_ci95"),), relative=False
+    ),
+    "top5": Metric(
+        "top5", "top-5 %", ("accuracy", "top5"), True, ci_paths=(("accuracy", "top5_ci95"),), relative=False
+    ),
+    "p50": Metric(
+        "p50",
+        "p50 latency (ms)",
+        ("latency_ms", "p50"),
+        False,
+        ci_paths=(("latency_ms", "p50_ci95"), ("repeats", "ci95_p50_ms"), ("stability", "p50_ci95")),
+    ),
+    "p90": Metric(
+        "p90",
+        "p90 latency (ms)",
+        ("latency_ms", "p90"),
+        False,
+        ci_paths=(("latency_ms", "p90_ci95"), ("stability", "p90_ci95")),
+    ),
+    "p99": Metric(
+        "p99",
+        "p99 latency (ms)",
+        ("latency_ms", "p99"),
+        False,
+        ci_paths=(("latency_ms", "p99_ci95"), ("stability", "p99_ci95")),
+    ),
+    "mean": Metric(
+        "mean",
+        "mean latency (ms)",
+        ("latency_ms", "mean"),
+        False,
+        ci_paths=(("latency_ms", "mean_ci95"), ("stability", "mean_ci95")),
+    ),
+    "ips": Metric(
+        "ips",
+        "images/s",
+        ("throughput_ips",),
+        True,
+        ci_paths=(("throughput_ips_ci95",), ("stability", "throughput_ci95")),
+    ),
+    "mj": Metric(
+        "mj",
+        "mJ/image",
+        ("energy", "joules_per_inference"),
+        False,
+        scale=1000.0,
+        ci_paths=(("energy", "joules_per_inference_ci95"), ("stability", "joules_per_inference_ci95")),
+    ),
     "size": Metric("size", "size (MB)", ("model", "size_mb"), False),
 }
 
@@ -117,8 +151,12 @@ def row_label(row: Mapping[str, Any]) -> str:
 def reasons(row: Mapping[str, Any]) -> list[str]:
     """Why a row is failed or unstable, then its warnings (no duplicates)."""
     out: list[str] = []
-    for r in [row.get("reason"), *(row.get("reasons") or []), *(row.get("warnings") or []),
-              *(get(row, "energy", "warnings") or [])]:
+    for r in [
+        row.get("reason"),
+        *(row.get("reasons") or []),
+        *(row.get("warnings") or []),
+        *(get(row, "energy", "warnings") or []),
+    ]:
         if r and str(r) not in out:
             out.append(str(r))
     return out

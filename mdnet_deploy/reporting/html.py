@@ -125,26 +125,53 @@ def _tooltip(row: Mapping[str, Any]) -> str:
 
 
 # -- sections ----------------------------------------------------------------------------------
-RESULT_HEADS = ("model", "format", "precision", "runtime", "size MB", "top-1 %", "top-5 %", "p50 ms", "p90 ms", "p99 ms",
-                "images/s", "mJ/image", "avg W", "status", "reasons and warnings")
+RESULT_HEADS = (
+    "model",
+    "format",
+    "precision",
+    "runtime",
+    "size MB",
+    "top-1 %",
+    "top-5 %",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "images/s",
+    "mJ/image",
+    "avg W",
+    "status",
+    "reasons and warnings",
+)
 
 
 def _results_table(rows: Sequence[Mapping[str, Any]], ids: _Ids) -> str:
     # One table per device: sorting stays inside a device, and the heading says which device.
-    return "".join(f"<h3>{escape(device)}</h3>" + _results_table_one(group, ids) for device, group in by_device(rows).items())
+    return "".join(
+        f"<h3>{escape(device)}</h3>" + _results_table_one(group, ids) for device, group in by_device(rows).items()
+    )
 
 
 def _results_table_one(group: Sequence[Mapping[str, Any]], ids: _Ids) -> str:
-    out = ['<table class="sortable results"><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in RESULT_HEADS) + "</tr></thead><tbody>"]
+    out = [
+        '<table class="sortable results"><thead><tr>'
+        + "".join(f"<th>{escape(h)}</th>" for h in RESULT_HEADS)
+        + "</tr></thead><tbody>"
+    ]
     for r in group:
         st = status(r)
         watts = get(r, "energy", "avg_power_w") if usable(r) else None
         mj = value(r, "mj")
         cells = [
-            f"<td>{escape(model_name(r))}</td>", f"<td>{escape(str(get(r, 'model', 'format') or '-'))}</td>",
-            f"<td>{escape(str(get(r, 'model', 'precision') or '-'))}</td>", f"<td>{escape(runtime_name(r))}</td>",
-            _td_num(value(r, "size"), 2), _td_num(value(r, "top1"), 2), _td_num(value(r, "top5"), 2),
-            _td_num(value(r, "p50"), 3), _td_num(value(r, "p90"), 3), _td_num(value(r, "p99"), 3),
+            f"<td>{escape(model_name(r))}</td>",
+            f"<td>{escape(str(get(r, 'model', 'format') or '-'))}</td>",
+            f"<td>{escape(str(get(r, 'model', 'precision') or '-'))}</td>",
+            f"<td>{escape(runtime_name(r))}</td>",
+            _td_num(value(r, "size"), 2),
+            _td_num(value(r, "top1"), 2),
+            _td_num(value(r, "top5"), 2),
+            _td_num(value(r, "p50"), 3),
+            _td_num(value(r, "p90"), 3),
+            _td_num(value(r, "p99"), 3),
             _td_num(value(r, "ips"), 1),
             _td_num(mj, 3) if mj is not None or not usable(r) else '<td class="n" data-v="">unavailable</td>',
             _td_num(watts if isinstance(watts, (int, float)) else None, 2),
@@ -190,29 +217,45 @@ def _pareto_section(rows: Sequence[Mapping[str, Any]], ids: _Ids) -> str:
     for xk, yk, name, caption in PARETO:
         pts_rows = [r for r in ok if value(r, xk) is not None and value(r, yk) is not None]
         if not pts_rows:
-            why = "no row has a measured energy figure (no working power meter)" if "mj" in (xk, yk) else \
-                f"no row has both {METRICS[xk].label} and {METRICS[yk].label}"
+            why = (
+                "no row has a measured energy figure (no working power meter)"
+                if "mj" in (xk, yk)
+                else f"no row has both {METRICS[xk].label} and {METRICS[yk].label}"
+            )
             out.append(f'<p class="note">{escape(caption.split(":")[0])}: not drawn, {escape(why)}.</p>')
             continue
         points = []
         for r in pts_rows:
             key = device_label(r) if by == "device" else model_name(r)
-            points.append(svg.Point(
-                x=value(r, xk) or 0.0, y=value(r, yk) or 0.0, label=model_name(r), tooltip=_tooltip(r),
-                color=colors.get(key, svg.color(0)), shape=RUNTIME_SHAPES.get(runtime_name(r), "circle"),
-                x_ci=interval(r, xk), y_ci=interval(r, yk), row_id=ids(r),
-            ))
+            points.append(
+                svg.Point(
+                    x=value(r, xk) or 0.0,
+                    y=value(r, yk) or 0.0,
+                    label=model_name(r),
+                    tooltip=_tooltip(r),
+                    color=colors.get(key, svg.color(0)),
+                    shape=RUNTIME_SHAPES.get(runtime_name(r), "circle"),
+                    x_ci=interval(r, xk),
+                    y_ci=interval(r, yk),
+                    row_id=ids(r),
+                )
+            )
         fronts = []
         for device, group in by_device(pts_rows).items():
             idx = [pts_rows.index(r) for r in group]
-            front = pareto_front([(points[i].x, points[i].y) for i in idx], not METRICS[xk].higher_is_better,
-                                 METRICS[yk].higher_is_better)
+            front = pareto_front(
+                [(points[i].x, points[i].y) for i in idx],
+                not METRICS[xk].higher_is_better,
+                METRICS[yk].higher_is_better,
+            )
             fronts.append(svg.Front([idx[i] for i in front], "#333" if by != "device" else colors[device], device))
         chart = svg.scatter(name, points, METRICS[xk].label, METRICS[yk].label, fronts, title=caption)
         has_ci = any(p.x_ci or p.y_ci for p in points)
         note = " Error bars: 95 % confidence intervals." if has_ci else ""
-        out.append(f'<figure class="plot">{chart}<figcaption>{escape(caption)}. Dashed line (a ring when it is one '
-                   f"point): the Pareto front of each device, the artifacts no other beats on both axes.{note}</figcaption></figure>")
+        out.append(
+            f'<figure class="plot">{chart}<figcaption>{escape(caption)}. Dashed line (a ring when it is one '
+            f"point): the Pareto front of each device, the artifacts no other beats on both axes.{note}</figcaption></figure>"
+        )
     runtimes = list(dict.fromkeys(runtime_name(r) for r in ok))
     return _legend(colors, by, runtimes) + '<div class="plots">' + "".join(out) + "</div>"
 
@@ -227,11 +270,14 @@ def _latency_section(rows: Sequence[Mapping[str, Any]]) -> str:
         lat = r["latency_ms"]
         stats = {k: float(lat[k]) for k in ("min", "p50", "p90", "p99", "max") if isinstance(lat.get(k), (int, float))}
         key = device_label(r) if by == "device" else model_name(r)
-        items.append(svg.Range(f"{row_label(r)} ({device_label(r)})", stats, latency_samples(r), colors.get(key, svg.color(0))))
+        items.append(
+            svg.Range(f"{row_label(r)} ({device_label(r)})", stats, latency_samples(r), colors.get(key, svg.color(0)))
+        )
     kept = any(it.samples for it in items)
     chart = svg.ranges("latency-distribution", items, "latency per call (ms)", title="latency distributions")
-    caption = ("Line: min to max; box: p50 to p90; thick tick: p50; thin tick: p99"
-               + ("; dots: the kept per-call samples." if kept else ". The runs kept no per-call samples."))
+    caption = "Line: min to max; box: p50 to p90; thick tick: p50; thin tick: p99" + (
+        "; dots: the kept per-call samples." if kept else ". The runs kept no per-call samples."
+    )
     return f'<figure class="plot">{chart}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
@@ -244,16 +290,25 @@ def _power_section(rows: Sequence[Mapping[str, Any]]) -> str:
         window = tr.get("window_s") or [0.0, 0.0]
         idle = tr.get("idle_w")
         hl = [(float(idle), f"idle {float(idle):.2f} W", "#2e7d32")] if isinstance(idle, (int, float)) else []
-        chart = svg.lines(f"power-{_slug(row_label(r))}", [svg.Series(tr["t_s"], tr["w"], row_label(r), svg.color(1))],
-                          "time from start of the timed window (s)", "power (W)", band=(float(window[0]), float(window[1]), "timed window"),
-                          hlines=hl, title=f"power trace {row_label(r)}", y_from_zero=True)
+        chart = svg.lines(
+            f"power-{_slug(row_label(r))}",
+            [svg.Series(tr["t_s"], tr["w"], row_label(r), svg.color(1))],
+            "time from start of the timed window (s)",
+            "power (W)",
+            band=(float(window[0]), float(window[1]), "timed window"),
+            hlines=hl,
+            title=f"power trace {row_label(r)}",
+            y_from_zero=True,
+        )
         scope = get(r, "energy", "scope") or ""
         meter = get(r, "energy", "meter") or ""
         every = tr.get("every") or 1
-        out.append(f"<figure class=\"plot\">{chart}<figcaption><b>{escape(row_label(r))} on {escape(device_label(r))}</b>: "
-                   f"meter {escape(str(meter))} ({escape(str(scope))}); shaded: the timed window the energy "
-                   f"figures cover{'; dashed: idle power' if hl else ''}{f'; every {every}th reading drawn' if every > 1 else ''}."
-                   "</figcaption></figure>")
+        out.append(
+            f'<figure class="plot">{chart}<figcaption><b>{escape(row_label(r))} on {escape(device_label(r))}</b>: '
+            f"meter {escape(str(meter))} ({escape(str(scope))}); shaded: the timed window the energy "
+            f"figures cover{'; dashed: idle power' if hl else ''}{f'; every {every}th reading drawn' if every > 1 else ''}."
+            "</figcaption></figure>"
+        )
     if not out:
         why = sorted({str(r.get("energy_unavailable")) for r in rows if usable(r) and r.get("energy_unavailable")})
         text = "No row kept power samples (only sampling meters keep a trace)"
@@ -272,18 +327,39 @@ def _profile_section(rows: Sequence[Mapping[str, Any]]) -> str:
             out.append(head + f'<p class="note">No per-layer profile: {escape(str(p.get("reason") or "unknown"))}</p>')
             continue
         layers = list(p.get("layers") or [])[:PROFILE_TOP]
-        bars = [svg.Bar(layer_label(x), float(x["ms"]), f"{x.get('name')}\n{float(x['ms']):.4f} ms, {100 * float(x.get('share') or 0):.1f} % of the total",
-                        svg.color(0), f"{100 * float(x.get('share') or 0):.1f} %") for x in layers]
-        blocks = [svg.Bar(str(b["block"]), float(b["ms"]), f"{b['block']}: {float(b['ms']):.4f} ms in {b.get('layers')} layers",
-                          svg.color(2), f"{100 * float(b.get('share') or 0):.1f} %") for b in (p.get("blocks") or [])[:PROFILE_TOP]]
+        bars = [
+            svg.Bar(
+                layer_label(x),
+                float(x["ms"]),
+                f"{x.get('name')}\n{float(x['ms']):.4f} ms, {100 * float(x.get('share') or 0):.1f} % of the total",
+                svg.color(0),
+                f"{100 * float(x.get('share') or 0):.1f} %",
+            )
+            for x in layers
+        ]
+        blocks = [
+            svg.Bar(
+                str(b["block"]),
+                float(b["ms"]),
+                f"{b['block']}: {float(b['ms']):.4f} ms in {b.get('layers')} layers",
+                svg.color(2),
+                f"{100 * float(b.get('share') or 0):.1f} %",
+            )
+            for b in (p.get("blocks") or [])[:PROFILE_TOP]
+        ]
         name = f"profile-{_slug(row_label(r))}"
-        out.append(head + f'<figure class="plot">{svg.hbars(name + "-layers", bars, "ms per call (median)", title="slowest layers")}'
-                   f"<figcaption>The {len(layers)} slowest of {len(p.get('layers') or [])} layers ({escape(str(p.get('source')))}, "
-                   f"{p.get('runs')} calls; {float(p.get('total_ms') or 0):.3f} ms over all layers). Names are MDNET modules where "
-                   "the graph keeps them; nodes the runtime inserted keep its name.</figcaption></figure>")
+        out.append(
+            head
+            + f'<figure class="plot">{svg.hbars(name + "-layers", bars, "ms per call (median)", title="slowest layers")}'
+            f"<figcaption>The {len(layers)} slowest of {len(p.get('layers') or [])} layers ({escape(str(p.get('source')))}, "
+            f"{p.get('runs')} calls; {float(p.get('total_ms') or 0):.3f} ms over all layers). Names are MDNET modules where "
+            "the graph keeps them; nodes the runtime inserted keep its name.</figcaption></figure>"
+        )
         if blocks:
-            out.append(f'<figure class="plot">{svg.hbars(name + "-blocks", blocks, "ms per call (median)", title="time per block")}'
-                       "<figcaption>The same time summed per MDNET block.</figcaption></figure>")
+            out.append(
+                f'<figure class="plot">{svg.hbars(name + "-blocks", blocks, "ms per call (median)", title="time per block")}'
+                "<figcaption>The same time summed per MDNET block.</figcaption></figure>"
+            )
     return "".join(out) or '<p class="note">No row has a per-layer profile (run bench with --profile).</p>'
 
 
@@ -296,51 +372,95 @@ def _quant_section(reports: Sequence[Mapping[str, Any]]) -> str:
     for q in reports:
         src = str(q.get("_source") or get(q, "output", "path") or "quantize report")
         acc = q.get("accuracy") or {}
-        summary = [("status", q.get("status")), ("message", q.get("message")),
-                   ("model", get(q, "output", "path")), ("form", get(q, "form", "name"))]
+        summary = [
+            ("status", q.get("status")),
+            ("message", q.get("message")),
+            ("model", get(q, "output", "path")),
+            ("form", get(q, "form", "name")),
+        ]
         if acc:
-            summary += [("float top-1 %", _n(get(acc, "float", "top1"), 2)), ("int8 top-1 %", _n(get(acc, "int8", "top1"), 2)),
-                        ("top-1 drop (points)", _n(acc.get("drop_top1"), 2)), ("budget (points)", acc.get("max_drop"))]
+            summary += [
+                ("float top-1 %", _n(get(acc, "float", "top1"), 2)),
+                ("int8 top-1 %", _n(get(acc, "int8", "top1"), 2)),
+                ("top-1 drop (points)", _n(acc.get("drop_top1"), 2)),
+                ("budget (points)", acc.get("max_drop")),
+            ]
         layers = q.get("layers") or {}
         if layers:
-            summary.append(("layers quantized / float / candidates", f"{layers.get('quantized')} / {layers.get('float')} / {layers.get('candidates')}"))
+            summary.append(
+                (
+                    "layers quantized / float / candidates",
+                    f"{layers.get('quantized')} / {layers.get('float')} / {layers.get('candidates')}",
+                )
+            )
         kv = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in summary if v is not None)
-        out.append(f"<h3>{escape(src)}</h3><dl class=\"kv\">{kv}</dl>")
+        out.append(f'<h3>{escape(src)}</h3><dl class="kv">{kv}</dl>')
         for w in q.get("warnings") or []:
             out.append(f'<div class="warn">{escape(str(w))}</div>')
         sens = [x for x in (get(q, "sensitivity", "layers") or []) if isinstance(x.get("output_sqnr_db"), (int, float))]
         sens = sorted(sens, key=lambda x: x.get("rank") or 0)[:SENSITIVITY_TOP]
         if sens:
-            bars = [svg.Bar(f"{x.get('module') or x.get('node')} ({x.get('op')})", max(min(float(x["output_sqnr_db"]), 200.0), -50.0),
-                            f"rank {x.get('rank')}: {x.get('node')}\noutput SQNR {float(x['output_sqnr_db']):.1f} dB"
-                            + (f"\n{x.get('reason')}" if x.get("reason") else "") + ("\nkept in float" if x.get("float") else ""),
-                            svg.color(1) if x.get("float") else svg.color(0),
-                            f"{float(x['output_sqnr_db']):.1f} dB" + (" · float" if x.get("float") else "")) for x in sens]
-            out.append(f'<figure class="plot">{svg.hbars("sensitivity-" + _slug(src), bars, "output SQNR when only this layer is INT8 (dB, lower = more sensitive)", title="per-layer sensitivity")}'
-                       f"<figcaption>The {len(sens)} most sensitive layers, most sensitive first; red: kept in float.</figcaption></figure>")
+            bars = [
+                svg.Bar(
+                    f"{x.get('module') or x.get('node')} ({x.get('op')})",
+                    max(min(float(x["output_sqnr_db"]), 200.0), -50.0),
+                    f"rank {x.get('rank')}: {x.get('node')}\noutput SQNR {float(x['output_sqnr_db']):.1f} dB"
+                    + (f"\n{x.get('reason')}" if x.get("reason") else "")
+                    + ("\nkept in float" if x.get("float") else ""),
+                    svg.color(1) if x.get("float") else svg.color(0),
+                    f"{float(x['output_sqnr_db']):.1f} dB" + (" · float" if x.get("float") else ""),
+                )
+                for x in sens
+            ]
+            out.append(
+                f'<figure class="plot">{svg.hbars("sensitivity-" + _slug(src), bars, "output SQNR when only this layer is INT8 (dB, lower = more sensitive)", title="per-layer sensitivity")}'
+                f"<figcaption>The {len(sens)} most sensitive layers, most sensitive first; red: kept in float.</figcaption></figure>"
+            )
         elif get(q, "sensitivity", "skipped"):
             out.append(f'<p class="note">No sensitivity ranking: {escape(str(get(q, "sensitivity", "skipped")))}.</p>')
         steps = [s for s in (get(q, "guard", "steps") or []) if isinstance(s.get("drop"), (int, float))]
         if steps:
-            xs = [float(len(s["float_layers"]) if isinstance(s.get("float_layers"), list) else s.get("float_layers") or 0) for s in steps]
+            xs = [
+                float(len(s["float_layers"]) if isinstance(s.get("float_layers"), list) else s.get("float_layers") or 0)
+                for s in steps
+            ]
             ys = [float(s["drop"]) for s in steps]
-            tips = [f"step {s.get('step')} ({s.get('phase')}): {int(x)} layers float, drop {y:.2f} pts, top-1 {_n(s.get('top1'), 2)} %"
-                    + (f"; added {', '.join(map(str, s.get('added') or []))}" if s.get("added") else "") for s, x, y in zip(steps, xs, ys)]
+            tips = [
+                f"step {s.get('step')} ({s.get('phase')}): {int(x)} layers float, drop {y:.2f} pts, top-1 {_n(s.get('top1'), 2)} %"
+                + (f"; added {', '.join(map(str, s.get('added') or []))}" if s.get("added") else "")
+                for s, x, y in zip(steps, xs, ys)
+            ]
             budget = acc.get("max_drop")
-            hl = [(float(budget), f"budget {float(budget):g} pts", "#c62828")] if isinstance(budget, (int, float)) else []
-            chart = svg.lines("guard-" + _slug(src), [svg.Series(xs, ys, "top-1 drop", svg.color(0), points=True, tooltips=tips)],
-                              "layers kept in float", "top-1 drop vs float (points)", hlines=hl, title="accuracy guard steps",
-                              x_integer=True)
-            out.append(f'<figure class="plot">{chart}<figcaption>The accuracy guard: each step returns the most sensitive layers '
-                       "to float and re-evaluates.</figcaption></figure>")
+            hl = (
+                [(float(budget), f"budget {float(budget):g} pts", "#c62828")]
+                if isinstance(budget, (int, float))
+                else []
+            )
+            chart = svg.lines(
+                "guard-" + _slug(src),
+                [svg.Series(xs, ys, "top-1 drop", svg.color(0), points=True, tooltips=tips)],
+                "layers kept in float",
+                "top-1 drop vs float (points)",
+                hlines=hl,
+                title="accuracy guard steps",
+                x_integer=True,
+            )
+            out.append(
+                f'<figure class="plot">{chart}<figcaption>The accuracy guard: each step returns the most sensitive layers '
+                "to float and re-evaluates.</figcaption></figure>"
+            )
         fb = get(q, "float_fallback", "layers") or []
         if fb:
             rows = "".join(
                 f"<tr><td>{escape(str(x.get('module') or x.get('node')))}</td><td>{escape(str(x.get('op') or '-'))}</td>"
                 f"<td>{escape(str(x.get('by') or '-'))}</td>{_td_num(x.get('output_sqnr_db') if isinstance(x.get('output_sqnr_db'), (int, float)) else None, 1)}"
-                f"<td class=\"why\">{escape(str(x.get('reason') or ''))}</td></tr>" for x in fb)
-            out.append('<p>What stayed in float, and why:</p><table class="sortable"><thead><tr><th>module</th><th>op</th><th>by</th>'
-                       f"<th>output SQNR dB</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>")
+                f'<td class="why">{escape(str(x.get("reason") or ""))}</td></tr>'
+                for x in fb
+            )
+            out.append(
+                '<p>What stayed in float, and why:</p><table class="sortable"><thead><tr><th>module</th><th>op</th><th>by</th>'
+                f"<th>output SQNR dB</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>"
+            )
         else:
             out.append('<p class="note">Every candidate layer was quantized (nothing stayed in float).</p>')
     return "".join(out) or '<p class="note">No quantize report given (add --quant model.int8.report.json).</p>'
@@ -350,7 +470,7 @@ def _environment_section(rows: Sequence[Mapping[str, Any]]) -> str:
     out = []
     for device, group in by_device(rows).items():
         kv = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in manifest(group))
-        out.append(f"<h3>{escape(device)}</h3><dl class=\"kv\">{kv}</dl>")
+        out.append(f'<h3>{escape(device)}</h3><dl class="kv">{kv}</dl>')
     return "".join(out)
 
 
@@ -374,16 +494,19 @@ def render_html(inputs: Inputs, title: str = "mdnet-deploy report", generated: s
     nav = "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t, _ in sections)
     body = "".join(f'<section id="{k}"><h2>{escape(t)}</h2>{html}</section>' for k, t, html in sections)
     warn = "".join(f'<div class="warn">{escape(w)}</div>' for w in warnings)
-    meta = (f"{len(rows)} result rows ({counts['ok']} ok, {counts['unstable']} unstable, {counts['failed']} failed) on "
-            f"{len(by_device(rows))} device(s); {len(inputs.quant)} quantize report(s). Sources: "
-            + ", ".join(escape(s) for s in inputs.sources) + (f". Generated {escape(generated)}" if generated else "")
-            + f" by mdnet-deploy {escape(__version__)}.")
+    meta = (
+        f"{len(rows)} result rows ({counts['ok']} ok, {counts['unstable']} unstable, {counts['failed']} failed) on "
+        f"{len(by_device(rows))} device(s); {len(inputs.quant)} quantize report(s). Sources: "
+        + ", ".join(escape(s) for s in inputs.sources)
+        + (f". Generated {escape(generated)}" if generated else "")
+        + f" by mdnet-deploy {escape(__version__)}."
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{escape(title)}</h1><p class=\"meta\">{meta}</p><nav>{nav}</nav>{warn}{body}"
+        f'<h1>{escape(title)}</h1><p class="meta">{meta}</p><nav>{nav}</nav>{warn}{body}'
         f"<script>{SCRIPT}</script></body></html>\n"
     )
 

@@ -37,7 +37,9 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
     except UnicodeDecodeError:
         raise InputError(f"{what} {p} is not a text file; give the JSON written by mdnet-deploy") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"{what} {p} is not valid JSON ({exc.msg}, line {exc.lineno}); give the file written by mdnet-deploy") from None
+        raise InputError(
+            f"{what} {p} is not valid JSON ({exc.msg}, line {exc.lineno}); give the file written by mdnet-deploy"
+        ) from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
 
@@ -79,7 +81,9 @@ def load_inputs(results: Sequence[str | os.PathLike[str]], quant: Sequence[str |
     for path in quant:
         obj = read_json(path, "quantize report")
         if not is_quant_report(obj):
-            raise InputError(f"{path} is not a quantize report (expected the model.int8.report.json that 'mdnet-deploy quantize' writes)")
+            raise InputError(
+                f"{path} is not a quantize report (expected the model.int8.report.json that 'mdnet-deploy quantize' writes)"
+            )
         inputs.quant.append(_quant(obj, Path(path)))
         inputs.sources.append(str(path))
     return inputs

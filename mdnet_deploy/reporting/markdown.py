@@ -51,8 +51,10 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise UnavailableError("--format md draws its figures with matplotlib; install it with pip install 'mdnet-deploy[report]' "
-                               "(or use the HTML report, which needs nothing)") from None
+        raise UnavailableError(
+            "--format md draws its figures with matplotlib; install it with pip install 'mdnet-deploy[report]' "
+            "(or use the HTML report, which needs nothing)"
+        ) from None
     matplotlib.use("Agg")  # no display, no GUI toolkit: works in CI and over SSH
     import matplotlib.pyplot as plt
 
@@ -73,9 +75,18 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for r in rows:
         mj = value(r, "mj")
         st = status(r) + (f": {reasons(r)[0]}" if status(r) != "ok" and reasons(r) else "")
-        cells = [model_name(r), get(r, "model", "precision") or "-", runtime_name(r), _cell(value(r, "size"), 2),
-                 _cell(value(r, "top1"), 2), _cell(value(r, "p50"), 3), _cell(value(r, "p99"), 3), _cell(value(r, "ips"), 1),
-                 _cell(mj, 3) if mj is not None or not usable(r) else "unavailable", st]
+        cells = [
+            model_name(r),
+            get(r, "model", "precision") or "-",
+            runtime_name(r),
+            _cell(value(r, "size"), 2),
+            _cell(value(r, "top1"), 2),
+            _cell(value(r, "p50"), 3),
+            _cell(value(r, "p99"), 3),
+            _cell(value(r, "ips"), 1),
+            _cell(mj, 3) if mj is not None or not usable(r) else "unavailable",
+            st,
+        ]
         out.append("| " + " | ".join(_md(c) for c in cells) + " |")
     return out
 
@@ -89,8 +100,15 @@ def _pareto_fig(plt: Any, rows: Sequence[Mapping[str, Any]], xk: str, yk: str, c
         key = devices.index(device_label(r)) if len(devices) > 1 else models.index(model_name(r))
         x, y = value(r, xk) or 0.0, value(r, yk) or 0.0  # the caller keeps rows that have both
         xe, ye = interval(r, xk), interval(r, yk)
-        ax.errorbar([x], [y], xerr=[[x - xe[0]], [xe[1] - x]] if xe else None, yerr=[[y - ye[0]], [ye[1] - y]] if ye else None,
-                    fmt=MARKERS.get(runtime_name(r), "o"), color=PALETTE[key % len(PALETTE)], capsize=3)
+        ax.errorbar(
+            [x],
+            [y],
+            xerr=[[x - xe[0]], [xe[1] - x]] if xe else None,
+            yerr=[[y - ye[0]], [ye[1] - y]] if ye else None,
+            fmt=MARKERS.get(runtime_name(r), "o"),
+            color=PALETTE[key % len(PALETTE)],
+            capsize=3,
+        )
         ax.annotate(model_name(r), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
     for group in by_device(rows).values():
         pts = [(value(r, xk) or 0.0, value(r, yk) or 0.0) for r in group]
@@ -103,7 +121,16 @@ def _pareto_fig(plt: Any, rows: Sequence[Mapping[str, Any]], xk: str, yk: str, c
                 ys.append(ys[-1])
             xs.append(pts[i][0])
             ys.append(pts[i][1])
-        ax.plot(xs, ys, "--", color="#333", linewidth=1, marker="o" if len(idx) == 1 else None, fillstyle="none", markersize=12)
+        ax.plot(
+            xs,
+            ys,
+            "--",
+            color="#333",
+            linewidth=1,
+            marker="o" if len(idx) == 1 else None,
+            fillstyle="none",
+            markersize=12,
+        )
     ax.set_xlabel(METRICS[xk].label)
     ax.set_ylabel(METRICS[yk].label)
     ax.set_title(caption, fontsize=9)
@@ -127,7 +154,9 @@ def _latency_fig(plt: Any, rows: Sequence[Mapping[str, Any]]) -> Any:
     return fig
 
 
-def _bars_fig(plt: Any, labels: Sequence[str], values: Sequence[float], colors: Sequence[str], xlabel: str, title: str) -> Any:
+def _bars_fig(
+    plt: Any, labels: Sequence[str], values: Sequence[float], colors: Sequence[str], xlabel: str, title: str
+) -> Any:
     fig, ax = plt.subplots(figsize=(7.5, 0.6 + 0.25 * len(labels)), dpi=100)
     ax.barh(range(len(labels)), values, color=colors)
     ax.set_yticks(range(len(labels)), [lb if len(lb) <= 48 else "…" + lb[-47:] for lb in labels], fontsize=7)
@@ -156,7 +185,10 @@ def _power_fig(plt: Any, r: Mapping[str, Any]) -> Any:
 
 def _guard_fig(plt: Any, q: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> Any:
     fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
-    xs = [len(s["float_layers"]) if isinstance(s.get("float_layers"), list) else (s.get("float_layers") or 0) for s in steps]
+    xs = [
+        len(s["float_layers"]) if isinstance(s.get("float_layers"), list) else (s.get("float_layers") or 0)
+        for s in steps
+    ]
     ax.plot(xs, [s["drop"] for s in steps], "o-", color=PALETTE[0])
     budget = get(q, "accuracy", "max_drop")
     if isinstance(budget, (int, float)):
@@ -169,7 +201,9 @@ def _guard_fig(plt: Any, q: Mapping[str, Any], steps: Sequence[Mapping[str, Any]
     return fig
 
 
-def write_markdown(inputs: Inputs, output: str | os.PathLike[str], title: str = "mdnet-deploy report", force: bool = False) -> list[Path]:
+def write_markdown(
+    inputs: Inputs, output: str | os.PathLike[str], title: str = "mdnet-deploy report", force: bool = False
+) -> list[Path]:
     """Write ``output`` and its figures; returns every path written (the page last)."""
     plt = _pyplot()
     out = Path(output)
@@ -177,9 +211,11 @@ def write_markdown(inputs: Inputs, output: str | os.PathLike[str], title: str = 
     rows = inputs.rows
     ok = [r for r in rows if usable(r)]
     lines = [f"# {title}", ""]
-    lines.append(f"{len(rows)} result rows ({sum(status(r) == 'ok' for r in rows)} ok, "
-                 f"{sum(status(r) == 'unstable' for r in rows)} unstable, {sum(status(r) == 'failed' for r in rows)} failed); "
-                 f"sources: {', '.join(inputs.sources)}.")
+    lines.append(
+        f"{len(rows)} result rows ({sum(status(r) == 'ok' for r in rows)} ok, "
+        f"{sum(status(r) == 'unstable' for r in rows)} unstable, {sum(status(r) == 'failed' for r in rows)} failed); "
+        f"sources: {', '.join(inputs.sources)}."
+    )
     lines.append("")
     for w in condition_warnings(rows):
         lines += [f"> **warning:** {_md(w)}", ""]
@@ -200,21 +236,47 @@ def write_markdown(inputs: Inputs, output: str | os.PathLike[str], title: str = 
         p = r.get("profile")
         if isinstance(p, Mapping) and p.get("available"):
             layers = list(p.get("layers") or [])[:PROFILE_TOP]
-            plans.append((f"profile-{i}.png", f"slowest layers: {row_label(r)} on {device_label(r)}",
-                          partial(_bars_fig, plt, [layer_label(x) for x in layers], [x["ms"] for x in layers],
-                                  [PALETTE[0]] * len(layers), "ms per call (median)", f"slowest layers: {row_label(r)}")))
+            plans.append(
+                (
+                    f"profile-{i}.png",
+                    f"slowest layers: {row_label(r)} on {device_label(r)}",
+                    partial(
+                        _bars_fig,
+                        plt,
+                        [layer_label(x) for x in layers],
+                        [x["ms"] for x in layers],
+                        [PALETTE[0]] * len(layers),
+                        "ms per call (median)",
+                        f"slowest layers: {row_label(r)}",
+                    ),
+                )
+            )
     for j, q in enumerate(inputs.quant):
-        sens = sorted([x for x in (get(q, "sensitivity", "layers") or []) if isinstance(x.get("output_sqnr_db"), (int, float))],
-                      key=lambda x: x.get("rank") or 0)[:SENSITIVITY_TOP]
+        sens = sorted(
+            [x for x in (get(q, "sensitivity", "layers") or []) if isinstance(x.get("output_sqnr_db"), (int, float))],
+            key=lambda x: x.get("rank") or 0,
+        )[:SENSITIVITY_TOP]
         if sens:
-            plans.append((f"sensitivity-{j}.png", f"per-layer sensitivity ({q.get('_source')}); red: kept in float",
-                          partial(_bars_fig, plt, [f"{x.get('module') or x.get('node')} ({x.get('op')})" for x in sens],
-                                  [max(min(float(x["output_sqnr_db"]), 200.0), -50.0) for x in sens],
-                                  [PALETTE[1] if x.get("float") else PALETTE[0] for x in sens],
-                                  "output SQNR with only this layer INT8 (dB, lower = more sensitive)", "per-layer sensitivity")))
+            plans.append(
+                (
+                    f"sensitivity-{j}.png",
+                    f"per-layer sensitivity ({q.get('_source')}); red: kept in float",
+                    partial(
+                        _bars_fig,
+                        plt,
+                        [f"{x.get('module') or x.get('node')} ({x.get('op')})" for x in sens],
+                        [max(min(float(x["output_sqnr_db"]), 200.0), -50.0) for x in sens],
+                        [PALETTE[1] if x.get("float") else PALETTE[0] for x in sens],
+                        "output SQNR with only this layer INT8 (dB, lower = more sensitive)",
+                        "per-layer sensitivity",
+                    ),
+                )
+            )
         steps = [s for s in (get(q, "guard", "steps") or []) if isinstance(s.get("drop"), (int, float))]
         if steps:
-            plans.append((f"guard-{j}.png", f"accuracy guard steps ({q.get('_source')})", partial(_guard_fig, plt, q, steps)))
+            plans.append(
+                (f"guard-{j}.png", f"accuracy guard steps ({q.get('_source')})", partial(_guard_fig, plt, q, steps))
+            )
 
     existing = [fig_dir / name for name, _, _ in plans if (fig_dir / name).exists()]
     if existing and not force:
@@ -235,12 +297,18 @@ def write_markdown(inputs: Inputs, output: str | os.PathLike[str], title: str = 
         acc = q.get("accuracy") or {}
         lines += [f"## Quantization: {q.get('_source')}", "", f"{_md(q.get('message') or q.get('status'))}", ""]
         if acc:
-            lines += [f"float top-1 {_cell(get(acc, 'float', 'top1'), 2)} %, INT8 top-1 {_cell(get(acc, 'int8', 'top1'), 2)} %, "
-                      f"drop {_cell(acc.get('drop_top1'), 2)} points (budget {acc.get('max_drop')}).", ""]
+            lines += [
+                f"float top-1 {_cell(get(acc, 'float', 'top1'), 2)} %, INT8 top-1 {_cell(get(acc, 'int8', 'top1'), 2)} %, "
+                f"drop {_cell(acc.get('drop_top1'), 2)} points (budget {acc.get('max_drop')}).",
+                "",
+            ]
         fb = get(q, "float_fallback", "layers") or []
         if fb:
             lines += ["| kept in float | op | by | reason |", "|---|---|---|---|"]
-            lines += [f"| {_md(x.get('module') or x.get('node'))} | {_md(x.get('op') or '-')} | {_md(x.get('by') or '-')} | {_md(x.get('reason') or '')} |" for x in fb]
+            lines += [
+                f"| {_md(x.get('module') or x.get('node'))} | {_md(x.get('op') or '-')} | {_md(x.get('by') or '-')} | {_md(x.get('reason') or '')} |"
+                for x in fb
+            ]
             lines.append("")
     if rows:
         lines += ["## Environment", ""]

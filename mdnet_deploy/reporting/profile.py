@@ -59,7 +59,7 @@ def _scopes_to_module(scopes: Sequence[str]) -> str:
     for scope in scopes:
         last = parts[-1] if parts else None
         if last is not None and scope.startswith(last + "."):
-            parts.append(scope[len(last) + 1:])
+            parts.append(scope[len(last) + 1 :])
         else:
             parts.append(scope)
     return ".".join(parts)
@@ -136,7 +136,11 @@ def assign_blocks(modules: Iterable[str]) -> dict[str, str]:
 
 # -- building a profile ------------------------------------------------------------------
 def build_profile(
-    layers: Sequence[Mapping[str, Any]], runtime: str, source: str, runs: int, run_ms: float | None = None,
+    layers: Sequence[Mapping[str, Any]],
+    runtime: str,
+    source: str,
+    runs: int,
+    run_ms: float | None = None,
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The common profile dict from ``[{"name", "op", "ms", "calls"}]`` (ms per inference call)."""
@@ -145,12 +149,21 @@ def build_profile(
         name = str(layer["name"])
         op = layer.get("op")
         module, fused = module_of(name, op)
-        rows.append({
-            "name": name, "module": module, "block": None, "op": op, "fused": fused,
-            "inserted": _is_inserted(name),
-            "ms": float(layer["ms"]), "share": 0.0, "calls": layer.get("calls"), "order": i,
-            **({"provider": layer["provider"]} if layer.get("provider") else {}),
-        })
+        rows.append(
+            {
+                "name": name,
+                "module": module,
+                "block": None,
+                "op": op,
+                "fused": fused,
+                "inserted": _is_inserted(name),
+                "ms": float(layer["ms"]),
+                "share": 0.0,
+                "calls": layer.get("calls"),
+                "order": i,
+                **({"provider": layer["provider"]} if layer.get("provider") else {}),
+            }
+        )
     blocks_of = assign_blocks(r["module"] for r in rows)
     total = sum(r["ms"] for r in rows)
     per_block: dict[str, dict[str, Any]] = {}
@@ -166,8 +179,14 @@ def build_profile(
     for b in per_block.values():
         b["share"] = b["ms"] / total if total > 0 else 0.0
     return {
-        "schema": SCHEMA, "available": True, "runtime": runtime, "source": source, "runs": int(runs), "unit": "ms",
-        "total_ms": total, "run_ms": run_ms,
+        "schema": SCHEMA,
+        "available": True,
+        "runtime": runtime,
+        "source": source,
+        "runs": int(runs),
+        "unit": "ms",
+        "total_ms": total,
+        "run_ms": run_ms,
         "layers": sorted(rows, key=lambda r: (-r["ms"], r["order"])),
         "blocks": sorted(per_block.values(), key=lambda b: -b["ms"]),
         "warnings": list(warnings),
@@ -181,7 +200,9 @@ def _load_json(source: str | os.PathLike[str] | Any) -> Any:
     return source
 
 
-def parse_ort_profile(source: str | os.PathLike[str] | Sequence[Mapping[str, Any]], skip_runs: int = SKIP_FIRST_RUNS) -> dict[str, Any]:
+def parse_ort_profile(
+    source: str | os.PathLike[str] | Sequence[Mapping[str, Any]], skip_runs: int = SKIP_FIRST_RUNS
+) -> dict[str, Any]:
     """An ONNX Runtime profile (``SessionOptions.enable_profiling``: a JSON list of trace events).
 
     Node events (``cat == "Node"``, ``<node>_kernel_time``) are assigned to the
@@ -193,11 +214,14 @@ def parse_ort_profile(source: str | os.PathLike[str] | Sequence[Mapping[str, Any
         raise ValueError("an ONNX Runtime profile is a JSON list of events")
     runs = sorted(
         (float(e["ts"]), float(e["ts"]) + float(e.get("dur", 0)))
-        for e in events if isinstance(e, dict) and e.get("cat") == "Session" and e.get("name") == "model_run"
+        for e in events
+        if isinstance(e, dict) and e.get("cat") == "Session" and e.get("name") == "model_run"
     )
     kept = runs[skip_runs:] if len(runs) > skip_runs else runs
     if not kept:
-        raise ValueError("the ONNX Runtime profile holds no model_run: run the session at least once before end_profiling()")
+        raise ValueError(
+            "the ONNX Runtime profile holds no model_run: run the session at least once before end_profiling()"
+        )
     starts = [a for a, _ in kept]
 
     def run_of(ts: float) -> int | None:
@@ -215,17 +239,34 @@ def parse_ort_profile(source: str | os.PathLike[str] | Sequence[Mapping[str, Any
             continue
         name = str(e["name"])[: -len("_kernel_time")]
         args = e.get("args") or {}
-        t = totals.setdefault(name, {"name": name, "op": args.get("op_name"), "provider": args.get("provider"),
-                                     "us": [0.0] * len(kept), "n": 0, "first": float(e.get("ts", 0))})
+        t = totals.setdefault(
+            name,
+            {
+                "name": name,
+                "op": args.get("op_name"),
+                "provider": args.get("provider"),
+                "us": [0.0] * len(kept),
+                "n": 0,
+                "first": float(e.get("ts", 0)),
+            },
+        )
         t["us"][run] += float(e.get("dur", 0))
         t["n"] += 1
     n = len(kept)
     layers = [
-        {"name": t["name"], "op": t["op"], "provider": t["provider"], "ms": _median(t["us"]) / 1000.0, "calls": t["n"] / n}
+        {
+            "name": t["name"],
+            "op": t["op"],
+            "provider": t["provider"],
+            "ms": _median(t["us"]) / 1000.0,
+            "calls": t["n"] / n,
+        }
         for t in sorted(totals.values(), key=lambda t: t["first"])  # first seen = execution order
     ]
     run_ms = sorted((b - a) / 1000.0 for a, b in kept)[len(kept) // 2]
-    return build_profile(layers, "onnxruntime", "ONNX Runtime session profiling (SessionOptions.enable_profiling)", n, run_ms)
+    return build_profile(
+        layers, "onnxruntime", "ONNX Runtime session profiling (SessionOptions.enable_profiling)", n, run_ms
+    )
 
 
 def parse_trtexec_profile(text: str) -> dict[str, Any]:
@@ -248,7 +289,9 @@ def parse_trtexec_profile(text: str) -> dict[str, Any]:
     return build_profile(layers, "tensorrt", "trtexec --exportProfile", count)
 
 
-def from_layer_times(times: Mapping[str, Sequence[float]], runtime: str, source: str, skip_runs: int = SKIP_FIRST_RUNS) -> dict[str, Any]:
+def from_layer_times(
+    times: Mapping[str, Sequence[float]], runtime: str, source: str, skip_runs: int = SKIP_FIRST_RUNS
+) -> dict[str, Any]:
     """A profile from per-run layer times in ms (what TensorRT's IProfiler reports), in first-seen order."""
     layers = []
     runs = 0

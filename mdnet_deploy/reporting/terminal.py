@@ -30,15 +30,29 @@ def profile_table(row: Mapping[str, Any], n: int = TOP_N) -> Table | None:
         return None
     total = float(profile.get("total_ms") or 0.0)
     runs = profile.get("runs")
-    table = Table(title=f"Top {n} layers: {escape(_who(row))}, {total:.3f} ms over all layers (medians of {runs} calls)")
-    for name, justify in (("#", "right"), ("layer (MDNET module)", "left"), ("block", "left"), ("ms", "right"),
-                          ("share %", "right"), ("cumulative %", "right")):
+    table = Table(
+        title=f"Top {n} layers: {escape(_who(row))}, {total:.3f} ms over all layers (medians of {runs} calls)"
+    )
+    for name, justify in (
+        ("#", "right"),
+        ("layer (MDNET module)", "left"),
+        ("block", "left"),
+        ("ms", "right"),
+        ("share %", "right"),
+        ("cumulative %", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     cumulative = 0.0
     for i, layer in enumerate(top_layers(profile, n), 1):
         cumulative += float(layer.get("share") or 0.0)
-        table.add_row(str(i), escape(layer_label(layer)), escape(str(layer.get("block") or "")),
-                      f"{float(layer['ms']):.4f}", f"{100 * float(layer.get('share') or 0):.1f}", f"{100 * cumulative:.1f}")
+        table.add_row(
+            str(i),
+            escape(layer_label(layer)),
+            escape(str(layer.get("block") or "")),
+            f"{float(layer['ms']):.4f}",
+            f"{100 * float(layer.get('share') or 0):.1f}",
+            f"{100 * cumulative:.1f}",
+        )
     return table
 
 

@@ -53,7 +53,7 @@ class Runner(abc.ABC):
     def close(self) -> None:
         self._open = False
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.open()
         self._open = True
         return self

@@ -69,14 +69,16 @@ class BatchSpec:
             return cls(*(int(v) for v in value))
         text = str(value).strip().lower()
         if text.startswith("dynamic"):
-            text = text[len("dynamic"):].lstrip(" :=")
+            text = text[len("dynamic") :].lstrip(" :=")
             if not text:
                 return cls(1, 8, 64)  # a sensible default range for a 32x32 classifier
         parts = [p for p in re.split(r"[,\s]+", text) if p]
         try:
             sizes = [int(p) for p in parts]
         except ValueError:
-            raise InputError(f"--batch '{value}' is not N or dynamic:MIN,OPT,MAX (e.g. --batch dynamic:1,8,64)") from None
+            raise InputError(
+                f"--batch '{value}' is not N or dynamic:MIN,OPT,MAX (e.g. --batch dynamic:1,8,64)"
+            ) from None
         if len(sizes) == 1:
             return cls(sizes[0], sizes[0], sizes[0])
         if len(sizes) == 3:
@@ -135,7 +137,9 @@ def _gpu_from_nvidia_smi(device: int) -> dict[str, str]:
         return {}
     # compute_cap is a newer query field; ask for the name alone if it is refused.
     for fields in ("name,compute_cap", "name"):
-        status, text = _sys.run_command([smi, f"--id={device}", f"--query-gpu={fields}", "--format=csv,noheader"], timeout=20)
+        status, text = _sys.run_command(
+            [smi, f"--id={device}", f"--query-gpu={fields}", "--format=csv,noheader"], timeout=20
+        )
         if status is None:
             return {}
         if status == 0 and text.strip():
@@ -238,7 +242,11 @@ def check_engine_compat(
     if not meta_target:
         return
     problems = []
-    if meta_target.get("tensorrt") and here.get("tensorrt") and not same_tensorrt(meta_target["tensorrt"], here["tensorrt"]):
+    if (
+        meta_target.get("tensorrt")
+        and here.get("tensorrt")
+        and not same_tensorrt(meta_target["tensorrt"], here["tensorrt"])
+    ):
         problems.append("TensorRT version")
     cc_a, cc_b = meta_target.get("compute_capability"), here.get("compute_capability")
     gpu_a, gpu_b = _norm_gpu(meta_target.get("gpu")), _norm_gpu(here.get("gpu"))

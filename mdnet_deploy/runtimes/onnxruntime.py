@@ -66,7 +66,9 @@ class OnnxRuntimeRunner(Runner):
             opts = self._session_options(ort)
             opts.enable_profiling = True
             opts.profile_file_prefix = str(Path(tmp) / "ort")
-            session = ort.InferenceSession(str(self.artifact), sess_options=opts, providers=self.session.get_providers())
+            session = ort.InferenceSession(
+                str(self.artifact), sess_options=opts, providers=self.session.get_providers()
+            )
             for _ in range(runs + SKIP_FIRST_RUNS):
                 session.run([self.output_name], {self.input_name: native_input})
             return parse_ort_profile(session.end_profiling())

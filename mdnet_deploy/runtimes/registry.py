@@ -33,14 +33,26 @@ class RuntimeSpec:
 
 
 RUNTIMES: dict[str, RuntimeSpec] = {
-    "onnxruntime": RuntimeSpec("onnxruntime", "mdnet_deploy.runtimes.onnxruntime", "OnnxRuntimeRunner", ("onnx",),
-                               "pip install onnxruntime (onnxruntime-gpu for CUDA)"),
-    "tflite": RuntimeSpec("tflite", "mdnet_deploy.runtimes.tflite", "TfliteRunner", ("tflite",),
-                          "pip install ai-edge-litert"),
-    "tensorrt": RuntimeSpec("tensorrt", "mdnet_deploy.runtimes.tensorrt", "TensorRTRunner", ("engine",),
-                            "pip install 'mdnet-deploy[tensorrt]' (JetPack ships it on a Jetson)"),
-    "torch": RuntimeSpec("torch", "mdnet_deploy.runtimes.torch_runner", "TorchRunner", ("pt",),
-                         "pip install 'mdnet-deploy[export]'"),
+    "onnxruntime": RuntimeSpec(
+        "onnxruntime",
+        "mdnet_deploy.runtimes.onnxruntime",
+        "OnnxRuntimeRunner",
+        ("onnx",),
+        "pip install onnxruntime (onnxruntime-gpu for CUDA)",
+    ),
+    "tflite": RuntimeSpec(
+        "tflite", "mdnet_deploy.runtimes.tflite", "TfliteRunner", ("tflite",), "pip install ai-edge-litert"
+    ),
+    "tensorrt": RuntimeSpec(
+        "tensorrt",
+        "mdnet_deploy.runtimes.tensorrt",
+        "TensorRTRunner",
+        ("engine",),
+        "pip install 'mdnet-deploy[tensorrt]' (JetPack ships it on a Jetson)",
+    ),
+    "torch": RuntimeSpec(
+        "torch", "mdnet_deploy.runtimes.torch_runner", "TorchRunner", ("pt",), "pip install 'mdnet-deploy[export]'"
+    ),
 }
 NAMES: tuple[str, ...] = tuple(RUNTIMES)
 
@@ -142,15 +154,17 @@ def doctor_runtimes(kind: str, names: Sequence[str] = NAMES) -> list[dict[str, A
     rows = []
     for name in ordered:
         ok, why = runtime_available(name)
-        rows.append({
-            "name": name,
-            "ok": bool(ok),
-            "version": why if ok else None,
-            "reason": None if ok else why,
-            "formats": list(RUNTIMES[name].formats),
-            "preferred": name in preferred,
-            "install": RUNTIMES[name].install,
-        })
+        rows.append(
+            {
+                "name": name,
+                "ok": bool(ok),
+                "version": why if ok else None,
+                "reason": None if ok else why,
+                "formats": list(RUNTIMES[name].formats),
+                "preferred": name in preferred,
+                "install": RUNTIMES[name].install,
+            }
+        )
     return rows
 
 

@@ -47,7 +47,9 @@ class _Cuda:
         err, rest = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
         if err != self.rt.cudaError_t.cudaSuccess:
             name = getattr(err, "name", str(err))
-            raise UnavailableError(f"CUDA {what} failed ({name}); check that the GPU is visible (nvidia-smi or tegrastats) and not out of memory")
+            raise UnavailableError(
+                f"CUDA {what} failed ({name}); check that the GPU is visible (nvidia-smi or tegrastats) and not out of memory"
+            )
         return rest[0] if len(rest) == 1 else None
 
     def malloc(self, nbytes: int) -> int:
@@ -140,7 +142,9 @@ class TensorRTRunner(Runner):
         build = (self.meta.target or {}).get("build") or {}
         onnx = (self.meta.parent or {}).get("path") or "MODEL.int8.onnx"
         batch = BatchSpec(**build["batch"]) if isinstance(build.get("batch"), dict) else None
-        return rebuild_command(onnx, self.artifact, self.meta.precision, build.get("workspace_mib"), batch, build.get("dla_core"))
+        return rebuild_command(
+            onnx, self.artifact, self.meta.precision, build.get("workspace_mib"), batch, build.get("dla_core")
+        )
 
     def open(self) -> None:
         ok, why = self.available()
@@ -160,14 +164,18 @@ class TensorRTRunner(Runner):
             runtime = trt.Runtime(logger)  # pybind11 raises TypeError when TensorRT returns null (no GPU)
         except (TypeError, RuntimeError):
             reason = logger.errors[0] if logger.errors else "no usable GPU"
-            raise UnavailableError(f"TensorRT {trt.__version__} cannot start ({reason}); check the GPU driver (nvidia-smi or tegrastats)") from None
+            raise UnavailableError(
+                f"TensorRT {trt.__version__} cannot start ({reason}); check the GPU driver (nvidia-smi or tegrastats)"
+            ) from None
         dla = ((self.meta.target or {}).get("build") or {}).get("dla_core")
         if dla is not None:
             runtime.DLA_core = int(dla)  # must be chosen before deserializing a DLA engine
         engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:
             reason = logger.errors[0] if logger.errors else "the file is not an engine TensorRT can read"
-            raise ArtifactError(f"{self.artifact}: TensorRT {trt.__version__} cannot load it ({reason}); rebuild it here: {self.rebuild_hint()}")
+            raise ArtifactError(
+                f"{self.artifact}: TensorRT {trt.__version__} cannot load it ({reason}); rebuild it here: {self.rebuild_hint()}"
+            )
         self._runtime, self._engine = runtime, engine  # the runtime must outlive the engine
         self._context = engine.create_execution_context()
         self._v3 = hasattr(engine, "num_io_tensors") and hasattr(self._context, "execute_async_v3")
@@ -180,11 +188,21 @@ class TensorRTRunner(Runner):
         if self._v3:
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             return [
-                _Tensor(n, i, engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT, np.dtype(trt.nptype(engine.get_tensor_dtype(n))))
+                _Tensor(
+                    n,
+                    i,
+                    engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT,
+                    np.dtype(trt.nptype(engine.get_tensor_dtype(n))),
+                )
                 for i, n in enumerate(names)
             ]
         return [
-            _Tensor(engine.get_binding_name(i), i, bool(engine.binding_is_input(i)), np.dtype(trt.nptype(engine.get_binding_dtype(i))))
+            _Tensor(
+                engine.get_binding_name(i),
+                i,
+                bool(engine.binding_is_input(i)),
+                np.dtype(trt.nptype(engine.get_binding_dtype(i))),
+            )
             for i in range(engine.num_bindings)
         ]
 
@@ -223,13 +241,25 @@ class TensorRTRunner(Runner):
             )
         ok = True
         if dynamic:  # a static input has nothing to set (and 8.x may refuse the call)
-            ok = self._context.set_input_shape(t.name, shape) if self._v3 else self._context.set_binding_shape(t.index, shape)
+            ok = (
+                self._context.set_input_shape(t.name, shape)
+                if self._v3
+                else self._context.set_binding_shape(t.index, shape)
+            )
         if ok is False:
-            raise InputError(f"{self.artifact.name} does not accept an input of shape {list(shape)}; it expects {self.meta.input.shape}")
+            raise InputError(
+                f"{self.artifact.name} does not accept an input of shape {list(shape)}; it expects {self.meta.input.shape}"
+            )
         self._shape = shape
         self._out_shapes = {
-            o.name: tuple(int(d) for d in (self._context.get_tensor_shape(o.name) if self._v3 else self._context.get_binding_shape(o.index)))
-            for o in self._tensors if not o.is_input
+            o.name: tuple(
+                int(d)
+                for d in (
+                    self._context.get_tensor_shape(o.name) if self._v3 else self._context.get_binding_shape(o.index)
+                )
+            )
+            for o in self._tensors
+            if not o.is_input
         }
 
     def _ensure(self, t: _Tensor, nbytes: int) -> None:
@@ -267,9 +297,13 @@ class TensorRTRunner(Runner):
                 self._context.set_tensor_address(t.name, t.ptr)
             ok = self._context.execute_async_v3(_handle(stream))
         else:
-            ok = self._context.execute_async_v2([t.ptr for t in sorted(self._tensors, key=lambda t: t.index)], _handle(stream))
+            ok = self._context.execute_async_v2(
+                [t.ptr for t in sorted(self._tensors, key=lambda t: t.index)], _handle(stream)
+            )
         if ok is False:
-            raise UnavailableError(f"TensorRT failed to run {self.artifact.name}; rerun with a batch of 1 to check the engine")
+            raise UnavailableError(
+                f"TensorRT failed to run {self.artifact.name}; rerun with a batch of 1 to check the engine"
+            )
         for t in self._tensors:
             if not t.is_input:
                 self._cuda.d2h(outputs[t.name], t.ptr, stream)

@@ -140,7 +140,9 @@ def _spec_from_details(d: dict[str, Any], meta_spec: TensorSpec, default_layout:
     spec.layout = meta_spec.layout if meta_spec.layout else default_layout
     if dtype in ("int8", "uint8"):
         if not scale:
-            raise ArtifactError(f"the model's {spec.name} tensor is {dtype} without a quantization scale; re-compile it")
+            raise ArtifactError(
+                f"the model's {spec.name} tensor is {dtype} without a quantization scale; re-compile it"
+            )
         spec.scale, spec.zero_point = float(scale), int(zero)
     else:
         spec.scale, spec.zero_point = None, None
@@ -165,16 +167,22 @@ class TfliteRunner(Runner):
         try:
             interpreter_cls, resolver, self._version_text = _import_interpreter()
         except ImportError as exc:
-            raise UnavailableError(f"cannot run {self.artifact.name}: no TFLite interpreter is importable ({exc}); {INSTALL_HINT}") from None
+            raise UnavailableError(
+                f"cannot run {self.artifact.name}: no TFLite interpreter is importable ({exc}); {INSTALL_HINT}"
+            ) from None
         if not self.artifact.is_file():
-            raise ArtifactError(f"{self.artifact}: no such file; give a .tflite written by 'mdnet-deploy compile --target tflite'")
+            raise ArtifactError(
+                f"{self.artifact}: no such file; give a .tflite written by 'mdnet-deploy compile --target tflite'"
+            )
         self.xnnpack = bool(self.options.get("xnnpack", True))
         kwargs: dict[str, Any] = {"model_path": str(self.artifact)}
         if self.threads:
             kwargs["num_threads"] = int(self.threads)
         if not self.xnnpack:
             if resolver is None:
-                raise UnavailableError("this TFLite interpreter cannot disable XNNPACK (no OpResolverType); install ai-edge-litert")
+                raise UnavailableError(
+                    "this TFLite interpreter cannot disable XNNPACK (no OpResolverType); install ai-edge-litert"
+                )
             kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         self.log: list[str] = []
         try:
@@ -186,7 +194,9 @@ class TfliteRunner(Runner):
             raise ArtifactError(f"the TFLite interpreter cannot open {self.artifact}: {first}") from None
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ArtifactError(f"{self.artifact} has {len(inputs)} inputs and {len(outputs)} outputs; an MDNET classifier has one of each")
+            raise ArtifactError(
+                f"{self.artifact} has {len(inputs)} inputs and {len(outputs)} outputs; an MDNET classifier has one of each"
+            )
         self._in, self._out = inputs[0], outputs[0]
         self.native_input = _spec_from_details(self._in, self.meta.input, "NHWC")
         self.native_output = _spec_from_details(self._out, self.meta.output, "NC")
@@ -281,12 +291,18 @@ class TfliteRunner(Runner):
         d["version"] = self._version_text
         d["xnnpack"] = self.xnnpack
         d["delegation"] = self.delegation()
-        d["input"] = {"dtype": self.native_input.dtype, "layout": self.native_input.layout, "shape": self.native_input.shape}
+        d["input"] = {
+            "dtype": self.native_input.dtype,
+            "layout": self.native_input.layout,
+            "shape": self.native_input.shape,
+        }
         d["batching"] = f"loop of batch {self.model_batch}" if self.loop_batches else "native"
         return d
 
 
-def run_tflite(path: str, x: np.ndarray, meta: Any, threads: int | None = None, xnnpack: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+def run_tflite(
+    path: str, x: np.ndarray, meta: Any, threads: int | None = None, xnnpack: bool = True
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Convenience: float32 NCHW in, float32 logits and the runner's description out."""
     runner = TfliteRunner(path, meta, threads=threads, xnnpack=xnnpack)
     with runner:

@@ -31,7 +31,9 @@ def _meta_from(ckpt: Any) -> ArtifactMeta:
     from ..prepcheck import resolve_preprocessing
 
     # Statistics stored in the checkpoint (source "checkpoint"), else the CIFAR-100 default (checked by bench --eval).
-    return meta_for(ckpt, format="pt", with_wrapper=False, preprocessing=resolve_preprocessing(None, None, ckpt.preprocessing))
+    return meta_for(
+        ckpt, format="pt", with_wrapper=False, preprocessing=resolve_preprocessing(None, None, ckpt.preprocessing)
+    )
 
 
 class TorchRunner(Runner):
@@ -49,7 +51,9 @@ class TorchRunner(Runner):
         self._given: Any = None  # a model already in memory (see for_model)
 
     @classmethod
-    def for_model(cls, model: Any, meta: ArtifactMeta, *, channels_last: bool = False, device: str = "cpu") -> TorchRunner:
+    def for_model(
+        cls, model: Any, meta: ArtifactMeta, *, channels_last: bool = False, device: str = "cpu"
+    ) -> TorchRunner:
         """A runner over a torch module already in memory: the PyTorch reference of a conversion.
 
         Export and compile verify against the module they converted; this is the one

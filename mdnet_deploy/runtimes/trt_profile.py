@@ -46,15 +46,16 @@ def profile_context(trt: Any, context: Any, run: Callable[[], Any], runs: int) -
     for _ in range(runs + SKIP_FIRST_RUNS):
         run()
     if not profiler.times:
-        raise UnavailableError(
-            "TensorRT reported no layer times; rebuild the engine without --profilingVerbosity=none"
-        )
+        raise UnavailableError("TensorRT reported no layer times; rebuild the engine without --profilingVerbosity=none")
     return from_layer_times(profiler.times, "tensorrt", SOURCE_BINDINGS)
 
 
 def trtexec_profile_argv(
-    trtexec: str | os.PathLike[str], engine: str | os.PathLike[str], profile_json: str | os.PathLike[str],
-    iterations: int = 50, shapes: str | None = None,
+    trtexec: str | os.PathLike[str],
+    engine: str | os.PathLike[str],
+    profile_json: str | os.PathLike[str],
+    iterations: int = 50,
+    shapes: str | None = None,
 ) -> list[str]:
     """The trtexec command that times each layer of ``engine`` and writes them to ``profile_json``.
 
@@ -64,8 +65,14 @@ def trtexec_profile_argv(
     a dynamic-batch engine.
     """
     argv = [
-        str(trtexec), f"--loadEngine={engine}", f"--iterations={int(iterations)}", "--duration=0", "--warmUp=100",
-        "--dumpProfile", "--separateProfileRun", f"--exportProfile={profile_json}",
+        str(trtexec),
+        f"--loadEngine={engine}",
+        f"--iterations={int(iterations)}",
+        "--duration=0",
+        "--warmUp=100",
+        "--dumpProfile",
+        "--separateProfileRun",
+        f"--exportProfile={profile_json}",
     ]
     if shapes:
         argv.append(f"--shapes={shapes}")
@@ -73,8 +80,12 @@ def trtexec_profile_argv(
 
 
 def profile_with_trtexec(
-    trtexec: str | os.PathLike[str], engine: str | os.PathLike[str], iterations: int = 50, shapes: str | None = None,
-    timeout: float = 600.0, runner: Callable[[Sequence[str]], Any] | None = None,
+    trtexec: str | os.PathLike[str],
+    engine: str | os.PathLike[str],
+    iterations: int = 50,
+    shapes: str | None = None,
+    timeout: float = 600.0,
+    runner: Callable[[Sequence[str]], Any] | None = None,
 ) -> dict[str, Any]:
     """Run trtexec on ``engine`` with per-layer profiling and parse what it exported."""
     with tempfile.TemporaryDirectory(prefix="mdnet-trtexec-profile-") as tmp:
@@ -95,5 +106,12 @@ def profile_with_trtexec(
 
 
 def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", timeout=timeout, check=False)
+    return subprocess.run(
+        list(argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )

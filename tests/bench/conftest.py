@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.helpers.bench import make_tflite, write_eval_npz
 
 

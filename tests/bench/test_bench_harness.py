@@ -7,19 +7,32 @@ import time
 
 import numpy as np
 import pytest
-from tests.helpers.bench import MEASURED, copy_model, corrupt_model, outcome, rewrite_meta, write_eval_npz
 
 from mdnet_deploy.bench import ROW_KEYS, bench_models
 from mdnet_deploy.bench.schema import ACCURACY_KEYS, ENERGY_KEYS, LATENCY_KEYS
 from mdnet_deploy.errors import DataError, InputError, UnavailableError
+from tests.helpers.bench import MEASURED, copy_model, corrupt_model, outcome, rewrite_meta, write_eval_npz
 
 FAST = dict(warmup="2", iterations=5, power_meter="none")
 
 
 def design_keys_present(row):
     """Every key of DESIGN.md's bench result schema."""
-    for key in ("schema", "device", "runtime", "model", "batch", "iterations", "warmup", "duration_s", "latency_ms",
-                "throughput_ips", "energy", "energy_unavailable", "accuracy"):
+    for key in (
+        "schema",
+        "device",
+        "runtime",
+        "model",
+        "batch",
+        "iterations",
+        "warmup",
+        "duration_s",
+        "latency_ms",
+        "throughput_ips",
+        "energy",
+        "energy_unavailable",
+        "accuracy",
+    ):
         assert key in row, key
     assert {"kind", "name", "env"} <= set(row["device"])
     assert {"name", "version", "threads"} <= set(row["runtime"])
@@ -28,8 +41,9 @@ def design_keys_present(row):
 
 def test_row_has_every_schema_key(models, eval_npz, no_rapl):
     lines = []
-    rows = bench_models([models["onnx"]], device="host", eval_spec=str(eval_npz), batch=2, threads=1,
-                        progress=lines.append, **FAST)
+    rows = bench_models(
+        [models["onnx"]], device="host", eval_spec=str(eval_npz), batch=2, threads=1, progress=lines.append, **FAST
+    )
     assert len(rows) == 1
     row = rows[0]
     design_keys_present(row)
@@ -66,7 +80,9 @@ def test_accuracy_matches_direct_inference(models, tmp_path):
     with OnnxRuntimeRunner(models["onnx"], meta) as r:
         ref = topk_accuracy(r.infer(preprocess(ds.images, meta.preprocessing)), ds.labels)
     assert row["accuracy"]["n"] == 37
-    assert row["accuracy"]["top1"] == pytest.approx(ref["top1"]) and row["accuracy"]["top5"] == pytest.approx(ref["top5"])
+    assert row["accuracy"]["top1"] == pytest.approx(ref["top1"]) and row["accuracy"]["top5"] == pytest.approx(
+        ref["top5"]
+    )
 
 
 def test_warmup_seconds_and_duration_are_honoured(models):
@@ -104,8 +120,7 @@ def write_power_csv(path, watts, seconds_back=30.0, seconds_ahead=120.0, rate_hz
 
 def test_energy_from_a_constant_csv_meter(models, tmp_path):
     power = write_power_csv(tmp_path / "power.csv", 5.0)
-    row = bench_models([models["onnx"]], warmup="2", duration=0.5, batch=2, idle=0.2,
-                       power_meter=f"csv:{power}")[0]
+    row = bench_models([models["onnx"]], warmup="2", duration=0.5, batch=2, idle=0.2, power_meter=f"csv:{power}")[0]
     assert row["status"] in MEASURED and row["energy_unavailable"] is None
     e = row["energy"]
     assert set(ENERGY_KEYS) <= set(e)
@@ -143,7 +158,9 @@ def test_eval_class_names_that_differ_fail(models, tmp_path):
     meta.labels = [f"class{i}" for i in range(10)]
     rewrite_meta(m, meta)
     ev = tmp_path / "e.npz"
-    np.savez(ev, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.arange(4), labels=np.array([f"other{i}" for i in range(10)]))
+    np.savez(
+        ev, x=np.zeros((4, 32, 32, 3), np.uint8), y=np.arange(4), labels=np.array([f"other{i}" for i in range(10)])
+    )
     with pytest.raises(DataError, match="names its classes differently"):
         bench_models([m], eval_spec=str(ev), **FAST)
 
@@ -158,9 +175,15 @@ def test_missing_and_unknown_files_fail_before_running(models, tmp_path):
 
 
 def test_option_errors():
-    for kwargs, match in [(dict(batch=0), "--batch"), (dict(iterations=3, duration=1.0), "either"),
-                          (dict(threads=0), "--threads"), (dict(warmup="x"), "--warmup"), (dict(idle=-1), "--idle"),
-                          (dict(device="toaster"), "device kind"), (dict(runtime="tvm"), "unknown runtime")]:
+    for kwargs, match in [
+        (dict(batch=0), "--batch"),
+        (dict(iterations=3, duration=1.0), "either"),
+        (dict(threads=0), "--threads"),
+        (dict(warmup="x"), "--warmup"),
+        (dict(idle=-1), "--idle"),
+        (dict(device="toaster"), "device kind"),
+        (dict(runtime="tvm"), "unknown runtime"),
+    ]:
         with pytest.raises(InputError, match=match):
             bench_models(["whatever.onnx"], **{**FAST, **kwargs})
 
@@ -201,7 +224,7 @@ def test_torch_baseline_and_several_runtimes(models):
     assert got == [
         (str(models["onnx"]), "onnxruntime", "onnx", "measured"),
         (str(models["onnx"]), "torch", "pt", "measured"),  # the exported model's checkpoint
-        (str(models["pth"]), "torch", "pt", "measured"),   # onnxruntime does not open a .pth: skipped
+        (str(models["pth"]), "torch", "pt", "measured"),  # onnxruntime does not open a .pth: skipped
     ]
     assert rows[1]["model"]["baseline_of"] == str(models["onnx"])
     assert rows[1]["runtime"]["device"] == "cpu"
@@ -216,8 +239,11 @@ def test_unavailable_runtime_fails_the_row(models, monkeypatch):
     from mdnet_deploy.runtimes import registry
 
     real = registry.runtime_available
-    monkeypatch.setattr(registry, "runtime_available",
-                        lambda n: (False, "onnxruntime is not importable (test)") if n == "onnxruntime" else real(n))
+    monkeypatch.setattr(
+        registry,
+        "runtime_available",
+        lambda n: (False, "onnxruntime is not importable (test)") if n == "onnxruntime" else real(n),
+    )
     rows = bench_models([models["onnx"], models["pth"]], **FAST)
     assert rows[0]["status"] == "failed" and "not importable (test)" in rows[0]["reason"]
     assert rows[1]["status"] in MEASURED

@@ -74,8 +74,9 @@ def test_repeats_summary_median_and_t_interval() -> None:
     half = 2.776 * np.std(p50s, ddof=1) / math.sqrt(5)  # t(0.975, 4)
     assert rep["ci95_p50_ms"] == pytest.approx([10.0 - half, 10.0 + half])
     assert stats.repeats_summary([3.0])["ci95_p50_ms"] is None
-    assert stats.unstable_reasons(_lat([10.0] * 100), 100, None, stats.repeats_summary([10.0, 20.0, 10.0])) \
-        == ["p50 varies 35 % across 3 repeats"]
+    assert stats.unstable_reasons(_lat([10.0] * 100), 100, None, stats.repeats_summary([10.0, 20.0, 10.0])) == [
+        "p50 varies 35 % across 3 repeats"
+    ]
 
 
 def test_t_quantiles_match_scipy() -> None:
@@ -140,8 +141,9 @@ def idle_machine(monkeypatch):
 
 
 def test_a_jittery_run_is_unstable_with_its_reason_in_json_and_notes(models, idle_machine, no_rapl) -> None:
-    rows = bench_models([models["onnx"]], warmup="1", iterations=30, power_meter="none", clock=_scripted_clock([1, 1, 20]),
-                        threads=1)
+    rows = bench_models(
+        [models["onnx"]], warmup="1", iterations=30, power_meter="none", clock=_scripted_clock([1, 1, 20]), threads=1
+    )
     row = rows[0]
     assert row["status"] == "unstable" and row["reason"].startswith("latency CoV")
     assert row["latency_ms"]["cov"] > 0.1
@@ -151,14 +153,33 @@ def test_a_jittery_run_is_unstable_with_its_reason_in_json_and_notes(models, idl
 
 
 def test_a_steady_run_is_ok(models, idle_machine, no_rapl) -> None:
-    rows = bench_models([models["onnx"]], warmup="1", iterations=30, power_meter="none", clock=_scripted_clock([2]), threads=1)
+    rows = bench_models(
+        [models["onnx"]], warmup="1", iterations=30, power_meter="none", clock=_scripted_clock([2]), threads=1
+    )
     assert rows[0]["status"] == "ok" and rows[0]["reason"] is None and rows[0]["latency_ms"]["cov"] == 0.0
 
 
 def test_repeat_through_the_cli_reports_the_median_p50_and_its_ci(models, tmp_path, no_rapl) -> None:
     out = tmp_path / "r.json"
-    res = run_cli("bench", "--device", "host", "-m", models["onnx"], "--warmup", "1", "--iterations", "3", "--repeat", "3",
-                  "--threads", "1", "--power-meter", "none", "--json", out)
+    res = run_cli(
+        "bench",
+        "--device",
+        "host",
+        "-m",
+        models["onnx"],
+        "--warmup",
+        "1",
+        "--iterations",
+        "3",
+        "--repeat",
+        "3",
+        "--threads",
+        "1",
+        "--power-meter",
+        "none",
+        "--json",
+        out,
+    )
     assert res.exit_code == 0, res.output
     row = json.loads(out.read_text())[0]
     rep = row["repeats"]

@@ -34,18 +34,27 @@ def test_stats_on_known_latencies():
     assert stats["min"] == 1.0 and stats["max"] == 10.0
     for q in (50, 90, 99):
         assert stats[f"p{q}"] == pytest.approx(np.percentile(ref, q))
-    assert stats["p50"] == pytest.approx(5.5) and stats["p90"] == pytest.approx(9.1) and stats["p99"] == pytest.approx(9.91)
+    assert (
+        stats["p50"] == pytest.approx(5.5)
+        and stats["p90"] == pytest.approx(9.1)
+        and stats["p99"] == pytest.approx(9.91)
+    )
 
 
 def test_stats_of_one_value_and_of_none():
-    assert latency_stats([2_000_000]) == {k: 2.0 for k in ("mean", "min", "p50", "p90", "p99", "max")} | {"std": 0.0, "cov": 0.0}
+    assert latency_stats([2_000_000]) == {k: 2.0 for k in ("mean", "min", "p50", "p90", "p99", "max")} | {
+        "std": 0.0,
+        "cov": 0.0,
+    }
     with pytest.raises(ValueError):
         latency_stats([])
     assert percentile([1.0, 3.0], 50) == 2.0
 
 
-@pytest.mark.parametrize("text, expected", [("50", Budget(count=50)), ("5s", Budget(seconds=5.0)),
-                                            (" 0.5S ", Budget(seconds=0.5)), (7, Budget(count=7))])
+@pytest.mark.parametrize(
+    "text, expected",
+    [("50", Budget(count=50)), ("5s", Budget(seconds=5.0)), (" 0.5S ", Budget(seconds=0.5)), (7, Budget(count=7))],
+)
 def test_parse_budget(text, expected):
     assert parse_budget(text, "--warmup") == expected
 

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.helpers.bench import write_eval_npz
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,13 +48,25 @@ def device_env(device_bin=None) -> dict[str, str]:
 
 
 def run_device(device_bin, args, cwd):
-    return subprocess.run([str(device_bin / "mdnet-deploy"), *map(str, args)], cwd=cwd, env=device_env(device_bin),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(device_bin / "mdnet-deploy"), *map(str, args)],
+        cwd=cwd,
+        env=device_env(device_bin),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def device_python(device_bin, code, cwd):
-    return subprocess.run([str(device_bin / "python"), "-c", code], cwd=cwd, env=device_env(device_bin),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(device_bin / "python"), "-c", code],
+        cwd=cwd,
+        env=device_env(device_bin),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +84,21 @@ def onnx_model(tiny_onnx):
 
 def test_device_venv_has_no_torch_or_onnx(device_bin):
     for module in ("torch", "onnx"):
-        proc = subprocess.run([str(device_bin / "python"), "-c", f"import {module}"], env=device_env(),
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [str(device_bin / "python"), "-c", f"import {module}"],
+            env=device_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode != 0, f"{module} is importable in {DEVICE_VENV}: the check would prove nothing"
         assert "No module named" in proc.stderr
 
 
 def test_the_package_is_the_installed_wheel(any_device_bin, tmp_path):
-    proc = device_python(any_device_bin, "import mdnet_deploy, sys; print(mdnet_deploy.__file__); print(sys.version_info[:2])",
-                         tmp_path)
+    proc = device_python(
+        any_device_bin, "import mdnet_deploy, sys; print(mdnet_deploy.__file__); print(sys.version_info[:2])", tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     where = proc.stdout.splitlines()[0]
     assert "site-packages" in where and not where.startswith(str(REPO / "mdnet_deploy")), where
@@ -97,9 +116,14 @@ def test_installed_copy_packages_itself_for_the_device(any_device_bin, tmp_path)
     assert wheel.name.startswith("mdnet_deploy-") and wheel.suffix == ".whl"
     # The device puts the wheel on PYTHONPATH and runs the package from it.
     env = {**device_env(any_device_bin), "PYTHONPATH": str(wheel)}
-    run = subprocess.run([str(any_device_bin / "python"), "-c",
-                          "import mdnet_deploy; print(mdnet_deploy.__file__)"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(any_device_bin / "python"), "-c", "import mdnet_deploy; print(mdnet_deploy.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0 and str(wheel) in run.stdout, run.stderr
     import zipfile
 
@@ -110,8 +134,9 @@ def test_installed_copy_packages_itself_for_the_device(any_device_bin, tmp_path)
 
 def test_onnx_bench_on_the_device_side(any_device_bin, onnx_model, eval_set, tmp_path):
     out = tmp_path / "r.json"
-    proc = run_device(any_device_bin, ["bench", *BENCH_FLAGS, "--model", onnx_model, "--eval", eval_set, "--json", out],
-                      tmp_path)
+    proc = run_device(
+        any_device_bin, ["bench", *BENCH_FLAGS, "--model", onnx_model, "--eval", eval_set, "--json", out], tmp_path
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (row,) = json.loads(out.read_text())
     assert row["status"] == "ok" and row["runtime"]["name"] == "onnxruntime"
@@ -122,8 +147,11 @@ def test_onnx_bench_on_the_device_side(any_device_bin, onnx_model, eval_set, tmp
 @pytest.mark.slow  # converts the model to TFLite (tens of seconds)
 def test_onnx_and_tflite_bench_on_the_device_side(device_bin, onnx_model, tflite_model, eval_set, tmp_path):
     out = tmp_path / "r.json"
-    proc = run_device(device_bin, ["bench", *BENCH_FLAGS, "--model", onnx_model, "--model", tflite_model,
-                                   "--eval", eval_set, "--json", out], tmp_path)
+    proc = run_device(
+        device_bin,
+        ["bench", *BENCH_FLAGS, "--model", onnx_model, "--model", tflite_model, "--eval", eval_set, "--json", out],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(out.read_text())
     assert [r["runtime"]["name"] for r in rows] == ["onnxruntime", "tflite"]

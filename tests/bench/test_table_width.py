@@ -13,13 +13,31 @@ from mdnet_deploy.bench.schema import STATUS_OK, mark_failed, new_row
 DEVICE = {"kind": "host", "name": "host"}
 
 
-def row(model: str, precision: str, runtime: str, top1: float, p50: float, p99: float, ips: float,
-        energy: dict | None = None) -> dict:
-    r = new_row(DEVICE, {"path": f"out/{model}", "format": model.rsplit(".", 1)[-1], "precision": precision,
-                         "size_mb": 2.71}, {"name": runtime}, 1)
-    r.update(status=STATUS_OK, reason=None, latency_ms={"p50": p50, "p99": p99}, throughput_ips=ips,
-             accuracy={"top1": top1, "top5": 99.9, "n": 2000, "dataset": "cifar"}, energy=energy,
-             energy_unavailable=None if energy else "no power meter works here (RAPL: permission denied)")
+def row(
+    model: str,
+    precision: str,
+    runtime: str,
+    top1: float,
+    p50: float,
+    p99: float,
+    ips: float,
+    energy: dict | None = None,
+) -> dict:
+    r = new_row(
+        DEVICE,
+        {"path": f"out/{model}", "format": model.rsplit(".", 1)[-1], "precision": precision, "size_mb": 2.71},
+        {"name": runtime},
+        1,
+    )
+    r.update(
+        status=STATUS_OK,
+        reason=None,
+        latency_ms={"p50": p50, "p99": p99},
+        throughput_ips=ips,
+        accuracy={"top1": top1, "top5": 99.9, "n": 2000, "dataset": "cifar"},
+        energy=energy,
+        energy_unavailable=None if energy else "no power meter works here (RAPL: permission denied)",
+    )
     return r
 
 
@@ -86,8 +104,15 @@ def test_unavailable_energy_is_said_once():
 
 
 def test_measured_energy_is_a_number():
-    e = {"meter": "rapl", "scope": "cpu package", "samples": 9, "avg_power_w": 12.5, "idle_power_w": None,
-         "joules_per_inference": 0.0101, "dynamic_joules_per_inference": None}
+    e = {
+        "meter": "rapl",
+        "scope": "cpu package",
+        "samples": 9,
+        "avg_power_w": 12.5,
+        "idle_power_w": None,
+        "joules_per_inference": 0.0101,
+        "dynamic_joules_per_inference": None,
+    }
     rows = [row("model.onnx", "fp32", "onnxruntime", 98.0, 1.0, 2.0, 900.0, energy=e)]
     assert "10.100" in render(100, rows=rows)
     assert result_notes(rows) == ["energy from 'rapl' (cpu package)"]

@@ -31,8 +31,20 @@ def guarded_run(trained_onnx: Path, float_labelled_npz: Path, tmp_path_factory: 
     turn one failure into errors in every test that reads the outputs.
     """
     out = tmp_path_factory.mktemp("guarded") / "model.int8.onnx"
-    result = run_cli("quantize", trained_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
-                     "--sensitivity-images", QUICK["sens"], "--eval", float_labelled_npz, "-o", out)
+    result = run_cli(
+        "quantize",
+        trained_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--eval",
+        float_labelled_npz,
+        "-o",
+        out,
+    )
     return result, out
 
 

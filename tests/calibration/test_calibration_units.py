@@ -12,23 +12,39 @@ from mdnet_deploy.calibration.graph import assign_blocks, module_path
 from mdnet_deploy.calibration.guard import StepResult, default_float_count, next_k, run_guard
 
 
-@pytest.mark.parametrize("node,module", [
-    ("/transform/attn/qkv_dwconv7x7/Conv", "transform.attn.qkv_dwconv7x7"),
-    ("/transform/attn/MatMul_1", "transform.attn"),
-    ("/stage2/stage2.1/residual/residual.0/Conv", "stage2.1.residual.0"),
-    ("/stage1/residual/residual.6/Conv", "stage1.residual.6"),
-    ("/pre/pre.0/Conv", "pre.0"),
-    ("/conv1/conv1.2/Clip", "conv1.2"),
-    ("/Flatten", ""),
-    ("Constant_0", ""),
-])
+@pytest.mark.parametrize(
+    "node,module",
+    [
+        ("/transform/attn/qkv_dwconv7x7/Conv", "transform.attn.qkv_dwconv7x7"),
+        ("/transform/attn/MatMul_1", "transform.attn"),
+        ("/stage2/stage2.1/residual/residual.0/Conv", "stage2.1.residual.0"),
+        ("/stage1/residual/residual.6/Conv", "stage1.residual.6"),
+        ("/pre/pre.0/Conv", "pre.0"),
+        ("/conv1/conv1.2/Clip", "conv1.2"),
+        ("/Flatten", ""),
+        ("Constant_0", ""),
+    ],
+)
 def test_module_path_from_torchscript_names(node, module):
     assert module_path(node) == module
 
 
 def test_blocks_split_containers_only():
-    modules = ["pre.0", "transform.norm1", "transform.attn.qkv", "transform.attn", "transform.ffn.project_in", "transform",
-               "stage1.residual.0", "stage2.0.residual.0", "stage2.1.residual.3", "stage7.residual.0", "conv1.0", "conv2", ""]
+    modules = [
+        "pre.0",
+        "transform.norm1",
+        "transform.attn.qkv",
+        "transform.attn",
+        "transform.ffn.project_in",
+        "transform",
+        "stage1.residual.0",
+        "stage2.0.residual.0",
+        "stage2.1.residual.3",
+        "stage7.residual.0",
+        "conv1.0",
+        "conv2",
+        "",
+    ]
     blocks = assign_blocks(modules)
     assert blocks["transform.attn.qkv"] == "transform.attn"
     assert blocks["transform.ffn.project_in"] == "transform.ffn"
@@ -100,9 +116,18 @@ def test_partial_model_equals_quantizer_output(trained_onnx, tmp_path):
     quant_pre_process(str(trained_onnx), str(pre))
     fm = onnx.load(str(pre))
     form = form_for("tensorrt")
-    images = load_images("digits:train", "train", read_meta(trained_onnx).preprocessing, 32, "calibration", lambda _m: None)
-    ranges = calibrate(pre, images.x, method="minmax", op_types=calibration_op_types(form), symmetric=True,
-                       workdir=tmp_path, input_name="input")
+    images = load_images(
+        "digits:train", "train", read_meta(trained_onnx).preprocessing, 32, "calibration", lambda _m: None
+    )
+    ranges = calibrate(
+        pre,
+        images.x,
+        method="minmax",
+        op_types=calibration_op_types(form),
+        symmetric=True,
+        workdir=tmp_path,
+        input_name="input",
+    )
     save_tensors_data(ranges, tmp_path / "cache.json")
     names = [c.name for c in find_candidates(fm)]
     full = quantize(pre, tmp_path / "full.onnx", form=form, method="minmax", cache=tmp_path / "cache.json", nodes=names)
@@ -116,7 +141,9 @@ def test_partial_model_equals_quantizer_output(trained_onnx, tmp_path):
     producers = {o: n for n in real.graph.node for o in n.output}
     for node in real.graph.node:
         if node.name in names and node.name not in subset:
-            assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in node.input), node.name
+            assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in node.input), (
+                node.name
+            )
 
 
 def test_ort_form_uses_uint8_activations(trained_onnx, tmp_path):

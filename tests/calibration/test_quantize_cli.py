@@ -15,8 +15,11 @@ from tests.helpers.calib import QUICK, assert_one_line_error, leftovers, run_cli
 
 def _zero_points(model: onnx.ModelProto) -> list[np.ndarray]:
     inits = {i.name: i for i in model.graph.initializer}
-    return [numpy_helper.to_array(inits[n.input[2]]) for n in model.graph.node
-            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2 and n.input[2] in inits]
+    return [
+        numpy_helper.to_array(inits[n.input[2]])
+        for n in model.graph.node
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2 and n.input[2] in inits
+    ]
 
 
 def _reads_dequantized_weight(model: onnx.ModelProto, node_name: str) -> bool:
@@ -51,8 +54,14 @@ def test_tensorrt_form_is_symmetric_int8(guarded_run):
     # Weights are per-channel (a DQ with a 1-D scale and axis 0) and no bias is INT32 (TensorRT cannot take it).
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert not any(v.dtype == np.int32 for v in inits.values())
-    per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[1]) is not None
-                   and inits[n.input[1]].ndim == 1 and inits[n.input[1]].size > 1]
+    per_channel = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and inits.get(n.input[1]) is not None
+        and inits[n.input[1]].ndim == 1
+        and inits[n.input[1]].size > 1
+    ]
     assert per_channel
     # No Q/DQ between a Conv and its activation: TensorRT must be able to fuse conv+ReLU6.
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -85,8 +94,20 @@ def test_report_and_metadata(guarded_run, trained_onnx):
 
 def test_excluded_pattern_stays_float(trained_onnx, tmp_path):
     out = tmp_path / "model.int8.onnx"
-    result = run_cli("quantize", trained_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
-                     "--sensitivity-images", QUICK["sens"], "--exclude", "transform.attn", "-o", out)
+    result = run_cli(
+        "quantize",
+        trained_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--exclude",
+        "transform.attn",
+        "-o",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert "accuracy was not checked" in " ".join(result.stderr.split())
     model = onnx.load(str(out))
@@ -105,9 +126,24 @@ def test_over_budget_keeps_best_model_under_other_name(trained_onnx, float_label
     # Float is right on every image of this set by construction, so any INT8 flip is a drop > 0,
     # and --max-float-layers 0 forbids the guard to repair it.
     out = tmp_path / "model.int8.onnx"
-    result = run_cli("quantize", trained_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
-                     "--sensitivity-images", QUICK["sens"], "--eval", float_labelled_npz, "--max-drop", "0",
-                     "--max-float-layers", "0", "-o", out)
+    result = run_cli(
+        "quantize",
+        trained_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--eval",
+        float_labelled_npz,
+        "--max-drop",
+        "0",
+        "--max-float-layers",
+        "0",
+        "-o",
+        out,
+    )
     assert result.exit_code == 4, result.output
     assert_one_line_error(result, "--max-drop 0", "model.int8.over-budget.onnx")
     assert not out.exists() and not out.with_name("model.int8.onnx.json").exists()
@@ -139,7 +175,9 @@ def test_odd_calibration_folder_and_no_metadata(trained_onnx, tmp_path):
 
     out = tmp_path / "out" / "model.int8.onnx"
     mean, std = "0.507,0.487,0.441", "0.267,0.256,0.276"
-    result = run_cli("quantize", bare, "--calib", folder, "--sensitivity-images", "4", "--mean", mean, "--std", std, "-o", out)
+    result = run_cli(
+        "quantize", bare, "--calib", folder, "--sensitivity-images", "4", "--mean", mean, "--std", std, "-o", out
+    )
     assert result.exit_code == 0, result.output
     said = " ".join(result.stderr.split())  # rich wraps long lines
     assert "skipped 2 files that are not images" in said
@@ -172,15 +210,18 @@ def _empty(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case,fragments", [
-    ("missing-calib", ["does not exist"]),
-    ("empty-calib", ["no class sub-folders"]),
-    ("not-images", ["holds no images"]),
-    ("no-metadata", ["no mdnet-deploy metadata", "--mean"]),
-    ("negative-drop", ["--max-drop -1", ">= 0"]),
-    ("bad-exclude", ["--exclude 'nosuch.layer' matches no quantizable layer"]),
-    ("mean-contradicts", ["--mean", "contradicts the model's metadata"]),
-])
+@pytest.mark.parametrize(
+    "case,fragments",
+    [
+        ("missing-calib", ["does not exist"]),
+        ("empty-calib", ["no class sub-folders"]),
+        ("not-images", ["holds no images"]),
+        ("no-metadata", ["no mdnet-deploy metadata", "--mean"]),
+        ("negative-drop", ["--max-drop -1", ">= 0"]),
+        ("bad-exclude", ["--exclude 'nosuch.layer' matches no quantizable layer"]),
+        ("mean-contradicts", ["--mean", "contradicts the model's metadata"]),
+    ],
+)
 def test_bad_input(trained_onnx, tmp_path, case, fragments):
     model, calib, extra = trained_onnx, "digits:train", []
     if case == "missing-calib":
@@ -224,8 +265,20 @@ def test_existing_output_needs_force(trained_onnx, tmp_path):
 def outlier_run(outlier_onnx, float_labelled_npz, tmp_path_factory):
     """The guarded quantize of the outlier model: all-INT8 misses the budget, so the layers get ranked."""
     out = tmp_path_factory.mktemp("outlier_run") / "model.int8.onnx"
-    result = run_cli("quantize", outlier_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
-                     "--sensitivity-images", QUICK["sens"], "--eval", float_labelled_npz, "-o", out)
+    result = run_cli(
+        "quantize",
+        outlier_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--eval",
+        float_labelled_npz,
+        "-o",
+        out,
+    )
     return result, out
 
 
@@ -255,19 +308,33 @@ def test_guard_finds_and_floats_an_outlier_layer(outlier_onnx, trained_onnx, out
     # All-INT8 misses the budget (how far depends on the machine's INT8 kernels, so no figure is asserted).
     assert not steps[0]["met"] and steps[0]["float_layers"] == 0
     assert report["accuracy"]["met"] and report["accuracy"]["drop_top1"] <= 0.5
-    assert [s["float_layers"] for s in steps if s["phase"] == "grow"] == sorted(s["float_layers"] for s in steps if s["phase"] == "grow")
+    assert [s["float_layers"] for s in steps if s["phase"] == "grow"] == sorted(
+        s["float_layers"] for s in steps if s["phase"] == "grow"
+    )
     fallback = report["float_fallback"]
     assert report["sensitivity"]["layers"][0]["block"] == "transform.attn"  # ranked first ...
     first = fallback["layers"][0]
     assert first["block"] == "transform.attn" and "outlier" in first["reason"]  # ... returned to float first, and why
     assert len(fallback["nodes"]) < 40  # fewer than half of the 79 layers (the count itself moves with the kernels)
-    assert set(fallback["nodes"]) <= set(json.loads(out.with_name("model.int8.onnx.json").read_text())["quantization"]["float_nodes"])
+    assert set(fallback["nodes"]) <= set(
+        json.loads(out.with_name("model.int8.onnx.json").read_text())["quantization"]["float_nodes"]
+    )
 
 
 def test_without_eval_the_default_rule_floats_the_outlier_layer(outlier_onnx, tmp_path):
     out = tmp_path / "model.int8.onnx"
-    result = run_cli("quantize", outlier_onnx, "--calib", "digits:train", "--calib-size", QUICK["calib_size"],
-                     "--sensitivity-images", QUICK["sens"], "-o", out)
+    result = run_cli(
+        "quantize",
+        outlier_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "-o",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert "accuracy was not checked" in " ".join(result.stderr.split())
     report = json.loads(out.with_name("model.int8.report.json").read_text())
@@ -275,3 +342,35 @@ def test_without_eval_the_default_rule_floats_the_outlier_layer(outlier_onnx, tm
     rows = report["float_fallback"]["layers"]
     assert rows[0]["block"] == "transform.attn" and "outlier" in rows[0]["reason"]  # the culprit comes first
     assert 1 <= len(rows) < 40 and {row["by"] for row in rows} == {"default"}
+
+
+def test_judge_needs_eval(trained_onnx, tmp_path):
+    result = run_cli(
+        "quantize", trained_onnx, "--calib", "digits:train", "--judge", "tflite", "-o", tmp_path / "m.onnx"
+    )
+    assert_one_line_error(result, "--judge", "--eval")
+    assert leftovers(tmp_path) == []
+
+
+def test_judge_onnxruntime_scores_the_guard_steps(trained_onnx, float_labelled_npz, tmp_path):
+    """`--judge onnxruntime` plugs the judge into the guard's evaluate hook: same budget rule, same outputs."""
+    out = tmp_path / "model.int8.onnx"
+    result = run_cli(
+        "quantize",
+        trained_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--eval",
+        float_labelled_npz,
+        "--judge",
+        "onnxruntime",
+        "-o",
+        out,
+    )
+    assert result.exit_code in (0, 4), result.output  # 4: over budget, still a judged run
+    report = json.loads(next(tmp_path.glob("*.report.json")).read_text())
+    assert report["accuracy"]["float"]["top1"] == 100.0  # by construction of the set

@@ -27,8 +27,12 @@ def models(tiny_ckpt, tiny_onnx):
 
 def write_eval_npz(path: Path, n: int = 24, classes: int = 10) -> Path:
     rng = np.random.default_rng(0)
-    np.savez(path, x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), y=(np.arange(n) % classes).astype(np.int64),
-             labels=np.array([str(i) for i in range(classes)]))
+    np.savez(
+        path,
+        x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+        y=(np.arange(n) % classes).astype(np.int64),
+        labels=np.array([str(i) for i in range(classes)]),
+    )
     return path
 
 
@@ -55,8 +59,24 @@ def test_multi_model_table_with_one_broken_model(models, tmp_path, no_meter):
     corrupt_model(bad, b"this is not an onnx file")
     ev = write_eval_npz(tmp_path / "eval.npz")
     out, table = tmp_path / "r.json", tmp_path / "r.csv"
-    res = invoke("bench", *FAST, "--threads", "1", "-m", models["onnx"], "-m", bad, "-m", models["pth"], "--eval", ev,
-                 "--json", out, "--csv", table)
+    res = invoke(
+        "bench",
+        *FAST,
+        "--threads",
+        "1",
+        "-m",
+        models["onnx"],
+        "-m",
+        bad,
+        "-m",
+        models["pth"],
+        "--eval",
+        ev,
+        "--json",
+        out,
+        "--csv",
+        table,
+    )
     assert res.exit_code == 7, res.output
     rows = json.loads(out.read_text())
     assert isinstance(rows, list) and len(rows) == 3
@@ -66,8 +86,16 @@ def test_multi_model_table_with_one_broken_model(models, tmp_path, no_meter):
         assert set(ROW_KEYS) <= set(r)
     assert rows[0]["accuracy"]["n"] == 24 and rows[2]["runtime"]["name"] == "torch"
     # The table shows every row, energy as 'unavailable' with the reason under it.
-    for text in ("model.onnx", "broken.onnx", "tiny.pth", "failed", "ONNX Runtime cannot open", "unavailable",
-                 "energy unavailable: no power meter works", "1 of 3 result(s) failed"):
+    for text in (
+        "model.onnx",
+        "broken.onnx",
+        "tiny.pth",
+        "failed",
+        "ONNX Runtime cannot open",
+        "unavailable",
+        "energy unavailable: no power meter works",
+        "1 of 3 result(s) failed",
+    ):
         assert text in res.output, text
     with table.open() as f:
         assert len(list(csv.DictReader(f))) == 3
@@ -77,15 +105,28 @@ def test_json_is_a_list_and_csv_appends(models, tmp_path, no_meter):
     table = tmp_path / "all.csv"
     for i in range(2):
         # --csv appends; the second --json write replaces the first only with --force.
-        res = invoke("bench", *FAST, "-m", models["onnx"], "--power-meter", "none", "--csv", table, "--json", tmp_path / "r.json",
-                     *(["--force"] if i else []))
+        res = invoke(
+            "bench",
+            *FAST,
+            "-m",
+            models["onnx"],
+            "--power-meter",
+            "none",
+            "--csv",
+            table,
+            "--json",
+            tmp_path / "r.json",
+            *(["--force"] if i else []),
+        )
         assert res.exit_code == 0, res.output
     lines = table.read_text().splitlines()
     assert lines[0] == ",".join(CSV_COLUMNS) and sum(l.startswith("created,") for l in lines) == 1
     with table.open() as f:
         records = list(csv.DictReader(f))
     assert len(records) == 2 and all(r["status"] in MEASURED and r["runtime"] == "onnxruntime" for r in records)
-    assert float(records[0]["latency_p50_ms"]) > 0 and records[0]["energy_unavailable"].startswith("power measurement disabled")
+    assert float(records[0]["latency_p50_ms"]) > 0 and records[0]["energy_unavailable"].startswith(
+        "power measurement disabled"
+    )
     assert len(json.loads((tmp_path / "r.json").read_text())) == 1  # JSON is replaced, not appended
 
 
@@ -110,8 +151,21 @@ def test_csv_meter_energy_and_short_window_warning(models, tmp_path):
     power = tmp_path / "power.csv"
     power.write_text("".join(f"{now - 20 + i * 0.05:.3f},4.0\n" for i in range(2400)))
     out = tmp_path / "r.json"
-    res = invoke("bench", "--device", "host", "-m", models["onnx"], "--warmup", "2", "--duration", "0.3",
-                 "--power-meter", f"csv:{power}", "--json", out)
+    res = invoke(
+        "bench",
+        "--device",
+        "host",
+        "-m",
+        models["onnx"],
+        "--warmup",
+        "2",
+        "--duration",
+        "0.3",
+        "--power-meter",
+        f"csv:{power}",
+        "--json",
+        out,
+    )
     assert res.exit_code == 0, res.output
     row = json.loads(out.read_text())[0]
     images = row["iterations"] * row["batch"]
@@ -160,12 +214,28 @@ def image_folder(root):
 
 
 def fake_rows(models):
-    ok = {"schema": 1, "status": "ok", "reason": None, "device": {"kind": "rpi", "name": "Raspberry Pi 5"},
-          "runtime": {"name": "tflite"}, "model": {"path": str(models[0]), "format": "tflite"},
-          "latency_ms": {"p50": 4.2, "p99": 5.0}, "throughput_ips": 230.0, "energy": None,
-          "energy_unavailable": "no PMIC", "accuracy": None, "remote": {"target": "pi@10.0.0.2"}}
-    bad = {"schema": 1, "status": "failed", "reason": "cannot connect", "device": {"kind": "rpi", "name": "gone"},
-           "model": {"path": str(models[0])}, "remote": {"target": "gone"}}
+    ok = {
+        "schema": 1,
+        "status": "ok",
+        "reason": None,
+        "device": {"kind": "rpi", "name": "Raspberry Pi 5"},
+        "runtime": {"name": "tflite"},
+        "model": {"path": str(models[0]), "format": "tflite"},
+        "latency_ms": {"p50": 4.2, "p99": 5.0},
+        "throughput_ips": 230.0,
+        "energy": None,
+        "energy_unavailable": "no PMIC",
+        "accuracy": None,
+        "remote": {"target": "pi@10.0.0.2"},
+    }
+    bad = {
+        "schema": 1,
+        "status": "failed",
+        "reason": "cannot connect",
+        "device": {"kind": "rpi", "name": "gone"},
+        "model": {"path": str(models[0])},
+        "remote": {"target": "gone"},
+    }
     return [ok, bad]
 
 
@@ -186,9 +256,26 @@ def test_host_passes_only_given_options_and_packs_the_eval_set(tmp_path, monkeyp
 
     monkeypatch.setattr(remote.dispatch, "run_remote_bench", fake_bench)
     folder = image_folder(tmp_path / "images")
-    res = invoke("bench", "--host", "pi@10.0.0.2:2200", "-m", model, "--threads", "2", "--warmup", "5s",
-                 "--eval", folder, "--identity", tmp_path / "key", "--setup", "--remote-dir", "/srv/mdnet",
-                 "--json", tmp_path / "r.json")
+    res = invoke(
+        "bench",
+        "--host",
+        "pi@10.0.0.2:2200",
+        "-m",
+        model,
+        "--threads",
+        "2",
+        "--warmup",
+        "5s",
+        "--eval",
+        folder,
+        "--identity",
+        tmp_path / "key",
+        "--setup",
+        "--remote-dir",
+        "/srv/mdnet",
+        "--json",
+        tmp_path / "r.json",
+    )
     assert res.exit_code == 0, res.output
     t = calls["target"]
     assert (t.host, t.user, t.port, t.device) == ("10.0.0.2", "pi", 2200, "rpi")
@@ -218,8 +305,23 @@ def test_inventory_runs_the_fleet_and_fails_with_7(tmp_path, monkeypatch):
 
     monkeypatch.setattr(remote.dispatch, "run_fleet", fake_fleet)
     ev = write_eval_npz(tmp_path / "e.npz")
-    res = invoke("bench", "--inventory", inv, "--device", "jetson", "-m", model, "--eval", ev, "--max-parallel", "2",
-                 "--iterations", "10", "--csv", tmp_path / "r.csv")
+    res = invoke(
+        "bench",
+        "--inventory",
+        inv,
+        "--device",
+        "jetson",
+        "-m",
+        model,
+        "--eval",
+        ev,
+        "--max-parallel",
+        "2",
+        "--iterations",
+        "10",
+        "--csv",
+        tmp_path / "r.csv",
+    )
     assert res.exit_code == 7
     assert [t.device for t in seen["targets"]] == ["jetson"] and seen["npz"] == str(ev)
     assert seen["extra"] == ["--iterations", "10"] and seen["kw"]["max_parallel"] == 2

@@ -29,6 +29,14 @@ def test_doctor_table(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     res = CliRunner().invoke(main, ["doctor", "--device", "rpi"])
     assert res.exit_code == 0, res.output
-    for text in ("Runtimes (rpi)", "tflite *", "onnxruntime *", "tensorrt", "torch", "Power meters (rpi)", "pmic",
-                 "auto for .onnx ->"):
+    for text in (
+        "Runtimes (rpi)",
+        "tflite *",
+        "onnxruntime *",
+        "tensorrt",
+        "torch",
+        "Power meters (rpi)",
+        "pmic",
+        "auto for .onnx ->",
+    ):
         assert text in res.output, text

@@ -16,8 +16,12 @@ from mdnet_deploy.errors import DataError, InputError
 
 def source_npz(path: Path, n: int = 30, classes: int = 3, size: int = 32) -> Path:
     rng = np.random.default_rng(5)
-    np.savez(path, x=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), y=np.arange(n) % classes,
-             labels=np.array(["ant", "bee", "cow"][:classes]))
+    np.savez(
+        path,
+        x=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+        y=np.arange(n) % classes,
+        labels=np.array(["ant", "bee", "cow"][:classes]),
+    )
     return path
 
 

@@ -14,8 +14,27 @@ from mdnet_deploy.cli import main
 def test_profile_top_layers_and_json(tiny_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["bench", "--device", "host", "-m", str(tiny_onnx), "--warmup", "2", "--iterations", "5",
-                                    "--threads", "1", "--power-meter", "none", "--profile", "--json", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--device",
+            "host",
+            "-m",
+            str(tiny_onnx),
+            "--warmup",
+            "2",
+            "--iterations",
+            "5",
+            "--threads",
+            "1",
+            "--power-meter",
+            "none",
+            "--profile",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Top 10 layers: model.onnx (onnxruntime)" in res.output
     assert "transform.attn" in res.output and "share %" in res.output
@@ -27,8 +46,24 @@ def test_profile_top_layers_and_json(tiny_onnx: Path, tmp_path: Path) -> None:
 def test_without_profile_rows_have_none(tiny_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(main, ["bench", "--device", "host", "-m", str(tiny_onnx), "--warmup", "1", "--iterations", "3",
-                                    "--power-meter", "none", "--json", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--device",
+            "host",
+            "-m",
+            str(tiny_onnx),
+            "--warmup",
+            "1",
+            "--iterations",
+            "3",
+            "--power-meter",
+            "none",
+            "--json",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Top 10 layers" not in res.output and "profile" not in json.loads(out.read_text())[0]
 

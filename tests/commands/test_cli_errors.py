@@ -12,14 +12,17 @@ from tests.helpers.cli import assert_one_line_error, run
 FAST = ["--device", "host", "--warmup", "1", "--iterations", "3", "--power-meter", "none", "--threads", "1"]
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["export", "c.pth", "--opset", "x"], "'x' is not a valid integer"),
-    (["bench", "-m", "m.onnx", "--batch", "two"], "'two' is not a valid integer"),
-    (["bench", "-m", "m.onnx", "--runtime", "tensorflow"], "'tensorflow' is not one of"),
-    (["export"], "Missing argument 'CHECKPOINT'"),
-    (["exprot"], "No such command 'exprot'"),
-    (["export", "c.pth", "--no-such-flag"], "--no-such-flag"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["export", "c.pth", "--opset", "x"], "'x' is not a valid integer"),
+        (["bench", "-m", "m.onnx", "--batch", "two"], "'two' is not a valid integer"),
+        (["bench", "-m", "m.onnx", "--runtime", "tensorflow"], "'tensorflow' is not one of"),
+        (["export"], "Missing argument 'CHECKPOINT'"),
+        (["exprot"], "No such command 'exprot'"),
+        (["export", "c.pth", "--no-such-flag"], "--no-such-flag"),
+    ],
+)
 def test_click_usage_errors_are_one_line(args, fragment):
     """`export c.pth --opset x`: click printed Usage, Try, a blank line and `Error: ...` (four lines)."""
     res = run(*args)
@@ -29,7 +32,9 @@ def test_click_usage_errors_are_one_line(args, fragment):
 
 def test_bench_duration_inf_fails_before_running(tmp_path):
     """`bench -m m.onnx --duration inf`: OverflowError late, after loading everything."""
-    assert_one_line_error(run("bench", "-m", tmp_path / "missing.onnx", "--duration", "inf"), "--duration inf", "finite")
+    assert_one_line_error(
+        run("bench", "-m", tmp_path / "missing.onnx", "--duration", "inf"), "--duration inf", "finite"
+    )
     assert_one_line_error(run("bench", "-m", tmp_path / "missing.onnx", "--duration", "nan"), "--duration nan")
 
 
@@ -55,17 +60,24 @@ def test_unexpected_exception_is_one_line(monkeypatch, tmp_path):
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr(evalset, "pack_eval", boom)
-    line = assert_one_line_error(run("pack-eval", "digits", "-o", tmp_path / "e.npz"), "internal error", "ZeroDivisionError",
-                                 "MDNET_DEPLOY_DEBUG=1")
+    line = assert_one_line_error(
+        run("pack-eval", "digits", "-o", tmp_path / "e.npz"),
+        "internal error",
+        "ZeroDivisionError",
+        "MDNET_DEPLOY_DEBUG=1",
+    )
     assert "\n" not in line
 
 
-@pytest.mark.parametrize("sidecar", [
-    {"preprocessing": {"mean": "a"}},
-    {"preprocessing": "not a dict"},
-    {"input": ["a", "list"]},
-    {"num_classes": "ten"},
-])
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        {"preprocessing": {"mean": "a"}},
+        {"preprocessing": "not a dict"},
+        {"input": ["a", "list"]},
+        {"num_classes": "ten"},
+    ],
+)
 def test_bad_sidecar_fails_its_own_row_only(tiny_onnx, tmp_path, sidecar):
     """`bench -m good.onnx -m bad.onnx` where bad.onnx.json has a wrongly typed field: no table at all was printed."""
     pytest.importorskip("onnxruntime")

@@ -28,16 +28,19 @@ def test_export_happy_path_prints_parity(tiny_ckpt, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model.onnx.json"]
 
 
-@pytest.mark.parametrize("make_args,fragments", [
-    (lambda t, c: [t / "missing.pth"], ["does not exist"]),
-    (lambda t, c: [_bytes(t / "rand.pth", np.random.default_rng(0).bytes(4096))], ["not a PyTorch checkpoint"]),
-    (lambda t, c: [_bytes(t / "text.pth", b"hello world\n")], ["not a PyTorch checkpoint"]),
-    (lambda t, c: [c, "--num-classes", "100"], ["--num-classes 100 contradicts", "10 classes"]),
-    (lambda t, c: [c, "--labels", _bytes(t / "l.txt", b"a\nb\n")], ["labels file has 2 names", "10 classes"]),
-    (lambda t, c: [c, "--mean", "0.5,0.5"], ["--mean '0.5,0.5' has 2 numbers"]),
-    (lambda t, c: [c, "--std", "a,b,c"], ["--std 'a,b,c' is not a list of numbers"]),
-    (lambda t, c: [c, "--batch", "zero"], ["--batch 'zero' is not valid"]),
-])
+@pytest.mark.parametrize(
+    "make_args,fragments",
+    [
+        (lambda t, c: [t / "missing.pth"], ["does not exist"]),
+        (lambda t, c: [_bytes(t / "rand.pth", np.random.default_rng(0).bytes(4096))], ["not a PyTorch checkpoint"]),
+        (lambda t, c: [_bytes(t / "text.pth", b"hello world\n")], ["not a PyTorch checkpoint"]),
+        (lambda t, c: [c, "--num-classes", "100"], ["--num-classes 100 contradicts", "10 classes"]),
+        (lambda t, c: [c, "--labels", _bytes(t / "l.txt", b"a\nb\n")], ["labels file has 2 names", "10 classes"]),
+        (lambda t, c: [c, "--mean", "0.5,0.5"], ["--mean '0.5,0.5' has 2 numbers"]),
+        (lambda t, c: [c, "--std", "a,b,c"], ["--std 'a,b,c' is not a list of numbers"]),
+        (lambda t, c: [c, "--batch", "zero"], ["--batch 'zero' is not valid"]),
+    ],
+)
 def test_export_bad_input(tiny_ckpt, tmp_path, make_args, fragments):
     out = tmp_path / "out"
     result = run("export", *make_args(tmp_path, tiny_ckpt), "-o", out)
@@ -79,8 +82,22 @@ def test_train_writes_an_authors_format_checkpoint(tmp_path):
     small = load_dataset("digits:train")
     np.savez(tmp_path / "small.npz", x=small.images[:48], y=small.labels[:48])
     out = tmp_path / "c.pth"
-    result = run("train", "--data", tmp_path / "small.npz", "--val", tmp_path / "small.npz", "-o", out, "--epochs", "1",
-                 "--width", "0.25", "--batch-size", "16", "--no-hflip")
+    result = run(
+        "train",
+        "--data",
+        tmp_path / "small.npz",
+        "--val",
+        tmp_path / "small.npz",
+        "-o",
+        out,
+        "--epochs",
+        "1",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "16",
+        "--no-hflip",
+    )
     assert result.exit_code == 0, result.output
     assert "epoch 1/1" in result.stderr and "val top-1" in result.stderr
     state = torch.load(out, weights_only=True)

@@ -24,17 +24,27 @@ ROOT = Path(__file__).resolve().parents[2]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
 
-def interrupt_when(argv: list[str], ready: Callable[[], bool], sig: int, tmpdir: Path, timeout: float = 240.0) -> subprocess.CompletedProcess:
+def interrupt_when(
+    argv: list[str], ready: Callable[[], bool], sig: int, tmpdir: Path, timeout: float = 240.0
+) -> subprocess.CompletedProcess:
     """Run the CLI; once ``ready()`` holds, send ``sig``; return the finished process."""
     env = {**os.environ, "TMPDIR": str(tmpdir), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "mdnet_deploy", *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmpdir.parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdnet_deploy", *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmpdir.parent,
+    )
     deadline = time.monotonic() + timeout
     try:
         while not ready():
             if proc.poll() is not None:
                 out, err = proc.communicate()
-                pytest.fail(f"the command ended (exit {proc.returncode}) before the signal could be sent:\n{err[-2000:]}")
+                pytest.fail(
+                    f"the command ended (exit {proc.returncode}) before the signal could be sent:\n{err[-2000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail("the in-progress file never appeared")
             time.sleep(0.002)
@@ -59,8 +69,12 @@ def check_clean_exit(res: subprocess.CompletedProcess, sig: int) -> None:
 
 def leftovers(*folders: Path) -> list[str]:
     """Our traces: mdnet-* work folders, .partial files, logs and artifacts (other libraries' files in $TMPDIR are theirs)."""
-    return sorted(str(p) for f in folders for p in f.rglob("*")
-                  if "mdnet" in p.name or p.suffix in (".partial", ".log", ".onnx", ".tflite", ".json"))
+    return sorted(
+        str(p)
+        for f in folders
+        for p in f.rglob("*")
+        if "mdnet" in p.name or p.suffix in (".partial", ".log", ".onnx", ".tflite", ".json")
+    )
 
 
 @pytest.fixture
@@ -86,8 +100,12 @@ def test_quantize_interrupted_while_working(sig, tiny_onnx, dirs):
     tmp_path, tmpdir = dirs
     calib = npz(tmp_path / "c.npz", n=8)
     out = tmp_path / "q.onnx"
-    res = interrupt_when(["quantize", tiny_onnx, "--calib", calib, "--calib-size", "8", "-o", out],
-                         lambda: any(tmpdir.glob("mdnet-quantize-*")), sig, tmpdir)
+    res = interrupt_when(
+        ["quantize", tiny_onnx, "--calib", calib, "--calib-size", "8", "-o", out],
+        lambda: any(tmpdir.glob("mdnet-quantize-*")),
+        sig,
+        tmpdir,
+    )
     check_clean_exit(res, sig)
     assert leftovers(tmpdir) == [] and not out.exists() and not any(tmp_path.glob(".q.onnx*"))
 
@@ -99,7 +117,11 @@ def test_compile_interrupted_while_converting(sig, tiny_ckpt, dirs):
     tmp_path, tmpdir = dirs
     out = tmp_path / "o" / "m.tflite"
     out.parent.mkdir()
-    res = interrupt_when(["compile", tiny_ckpt, "--target", "tflite", "--precision", "fp32", "-o", out],
-                         lambda: any(out.parent.glob("*.log")) or any(out.parent.glob("*.partial")), sig, tmpdir)
+    res = interrupt_when(
+        ["compile", tiny_ckpt, "--target", "tflite", "--precision", "fp32", "-o", out],
+        lambda: any(out.parent.glob("*.log")) or any(out.parent.glob("*.partial")),
+        sig,
+        tmpdir,
+    )
     check_clean_exit(res, sig)
     assert leftovers(out.parent, tmpdir) == []

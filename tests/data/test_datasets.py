@@ -32,8 +32,14 @@ def _cifar100(root, n=5):
     rng = np.random.default_rng(1)
     for name in ["train", "test"]:
         with open(folder / name, "wb") as f:
-            pickle.dump({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"fine_labels": [3] * n,
-                         b"coarse_labels": [0] * n}, f)
+            pickle.dump(
+                {
+                    b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+                    b"fine_labels": [3] * n,
+                    b"coarse_labels": [0] * n,
+                },
+                f,
+            )
     return folder
 
 
@@ -103,11 +109,14 @@ def _write(path):
     return path
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: _mkdir(p / "empty"), "no class sub-folders"),
-    (lambda p: _write(p / "f.txt"), "not an .npz"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: _mkdir(p / "empty"), "no class sub-folders"),
+        (lambda p: _write(p / "f.txt"), "not an .npz"),
+    ],
+)
 def test_bad_specs(tmp_path, make, match):
     with pytest.raises(DataError, match=match):
         load_dataset(str(make(tmp_path)))

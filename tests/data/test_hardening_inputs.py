@@ -19,7 +19,9 @@ def test_truncated_npz(tmp_path):
     """`pack-eval half.npz` where half.npz is the first half of a valid .npz: was a BadZipFile traceback."""
     whole = npz(tmp_path / "whole.npz").read_bytes()
     (tmp_path / "half.npz").write_bytes(whole[: len(whole) // 2])
-    assert_one_line_error(run("pack-eval", tmp_path / "half.npz", "-o", tmp_path / "e.npz"), "half.npz is not a readable .npz")
+    assert_one_line_error(
+        run("pack-eval", tmp_path / "half.npz", "-o", tmp_path / "e.npz"), "half.npz is not a readable .npz"
+    )
     assert not (tmp_path / "e.npz").exists()
 
 
@@ -32,19 +34,32 @@ def test_nan_labels_are_refused(tmp_path):
 def test_quantize_eval_with_negative_labels_is_refused(tmp_path, tiny_onnx):
     """`quantize m.onnx --calib digits:train --eval neg.npz` with y = -1: accuracy 0 vs 0, "budget met"."""
     neg = npz(tmp_path / "neg.npz", y=-np.ones(4, np.int64))
-    res = run("quantize", tiny_onnx, "--calib", npz(tmp_path / "cal.npz"), "--calib-size", "4", "--eval", neg,
-              "-o", tmp_path / "q.onnx")
+    res = run(
+        "quantize",
+        tiny_onnx,
+        "--calib",
+        npz(tmp_path / "cal.npz"),
+        "--calib-size",
+        "4",
+        "--eval",
+        neg,
+        "-o",
+        tmp_path / "q.onnx",
+    )
     assert_one_line_error(res, "labels must be 0 or more")
     assert not (tmp_path / "q.onnx").exists()
 
 
-@pytest.mark.parametrize("batch,fragment", [
-    ({b"data": np.zeros((2, 100), np.uint8), b"fine_labels": [0, 1]}, "N x 3072 uint8"),
-    ({b"data": np.zeros((2, 3072), np.uint8)}, "no 'fine_labels'"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0]}, "2 images but 1 labels"),
-    ({b"data": "pixels", b"fine_labels": [0, 1]}, "N x 3072 uint8"),
-    ([1, 2, 3], "not a dict"),
-])
+@pytest.mark.parametrize(
+    "batch,fragment",
+    [
+        ({b"data": np.zeros((2, 100), np.uint8), b"fine_labels": [0, 1]}, "N x 3072 uint8"),
+        ({b"data": np.zeros((2, 3072), np.uint8)}, "no 'fine_labels'"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0]}, "2 images but 1 labels"),
+        ({b"data": "pixels", b"fine_labels": [0, 1]}, "N x 3072 uint8"),
+        ([1, 2, 3], "not a dict"),
+    ],
+)
 def test_malformed_cifar_batch(tmp_path, batch, fragment):
     """`pack-eval cifar/` whose `test` batch has a wrong shape, misses labels or is no dict: was a ValueError/KeyError traceback."""
     folder = cifar100(tmp_path / "cifar")

@@ -18,8 +18,21 @@ def _commands(tmp_path, tiny_ckpt, tiny_onnx, spec):
         "pack-eval": ["pack-eval", spec, "-o", tmp_path / "e.npz"],
         "export --data": ["export", tiny_ckpt, "--data", spec, "-o", tmp_path / "out"],
         "train --data": ["train", "--data", spec, "-o", tmp_path / "t.pth", "--epochs", "1", "--width", "0.25"],
-        "bench --eval": ["bench", "--device", "host", "-m", tiny_ckpt, "--eval", spec, "--iterations", "2", "--warmup", "1",
-                         "--power-meter", "none"],
+        "bench --eval": [
+            "bench",
+            "--device",
+            "host",
+            "-m",
+            tiny_ckpt,
+            "--eval",
+            spec,
+            "--iterations",
+            "2",
+            "--warmup",
+            "1",
+            "--power-meter",
+            "none",
+        ],
         "quantize --calib": ["quantize", tiny_onnx, "--calib", spec, "-o", tmp_path / "q.onnx"],
     }
 
@@ -29,7 +42,9 @@ def test_malicious_cifar_meta_runs_no_code_in_any_command(command, tmp_path, tin
     """`<command> cifar/` where cifar/meta pickles os.mkdir(canary): refused, naming --trust-pickle; canary absent."""
     canary = tmp_path / "PWNED"
     spec = str(cifar100(tmp_path / "cifar", meta_extra=Payload(canary)))
-    line = assert_one_line_error(run(*_commands(tmp_path, tiny_ckpt, tiny_onnx, spec)[command]), "--trust-pickle", "meta")
+    line = assert_one_line_error(
+        run(*_commands(tmp_path, tiny_ckpt, tiny_onnx, spec)[command]), "--trust-pickle", "meta"
+    )
     assert "posix.mkdir" in line or "os.mkdir" in line
     assert not canary.exists()
 

@@ -22,8 +22,9 @@ from tests.helpers.fuzz import FUZZ, json_values, malicious_pickles, only_our_er
 def _valid_npz() -> bytes:
     buf = io.BytesIO()
     rng = np.random.default_rng(0)
-    np.savez_compressed(buf, x=rng.integers(0, 256, (3, 4, 4, 3), dtype=np.uint8), y=np.array([0, 1, 0]),
-                        labels=np.array(["a", "b"]))
+    np.savez_compressed(
+        buf, x=rng.integers(0, 256, (3, 4, 4, 3), dtype=np.uint8), y=np.array([0, 1, 0]), labels=np.array(["a", "b"])
+    )
     return buf.getvalue()
 
 
@@ -42,8 +43,11 @@ def test_npz_bytes(data):
 
 
 arrays = st.one_of(
-    st.builds(lambda shape, dtype: np.zeros(shape, dtype), st.lists(st.integers(0, 4), max_size=5).map(tuple),
-              st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_, np.complex64, "U3", "S2"])),
+    st.builds(
+        lambda shape, dtype: np.zeros(shape, dtype),
+        st.lists(st.integers(0, 4), max_size=5).map(tuple),
+        st.sampled_from([np.uint8, np.int64, np.float32, np.float64, np.bool_, np.complex64, "U3", "S2"]),
+    ),
     st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6).map(np.array),
     st.lists(st.integers(-5, 5), max_size=6).map(np.array),
 )
@@ -73,8 +77,13 @@ def test_cifar_pickle_bytes(which, data):
 
 
 @FUZZ
-@given(st.sampled_from(["meta", "test"]), json_values | st.dictionaries(st.sampled_from([b"data", b"fine_labels", b"fine_label_names"]),
-                                                                         json_values | arrays, max_size=3))
+@given(
+    st.sampled_from(["meta", "test"]),
+    json_values
+    | st.dictionaries(
+        st.sampled_from([b"data", b"fine_labels", b"fine_label_names"]), json_values | arrays, max_size=3
+    ),
+)
 def test_cifar_type_confused(which, obj):
     with sandbox() as folder:
         cifar100(folder / "c")
@@ -104,8 +113,13 @@ def _png() -> bytes:
 
 
 @FUZZ
-@given(st.binary(max_size=256) | truncations(_png()) | st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1)).map(
-    lambda wh: _png()[:16] + wh[0].to_bytes(4, "big") + wh[1].to_bytes(4, "big") + _png()[24:]))
+@given(
+    st.binary(max_size=256)
+    | truncations(_png())
+    | st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1)).map(
+        lambda wh: _png()[:16] + wh[0].to_bytes(4, "big") + wh[1].to_bytes(4, "big") + _png()[24:]
+    )
+)
 def test_image_bytes(data):
     with sandbox() as folder:
         (folder / "imgs" / "a").mkdir(parents=True)

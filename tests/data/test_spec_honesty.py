@@ -64,10 +64,15 @@ def test_quantize_refuses_calibrating_on_the_evaluation_images(onnx_model: Path,
     """The issue's 'quantize --calib FOLDER:train --eval FOLDER:test' on an image folder."""
     folder = _image_folder(tmp_path / "imgs")
     out = tmp_path / "q" / "model.int8.onnx"
-    assert_one_line_error(run_cli("quantize", onnx_model, "--calib", f"{folder}:train", "--eval", f"{folder}:test", "-o", out),
-                          "no train/test splits")
-    assert_one_line_error(run_cli("quantize", onnx_model, "--calib", folder, "--eval", folder, "-o", out),
-                          "6 of 6 evaluation images", "--allow-overlap")
+    assert_one_line_error(
+        run_cli("quantize", onnx_model, "--calib", f"{folder}:train", "--eval", f"{folder}:test", "-o", out),
+        "no train/test splits",
+    )
+    assert_one_line_error(
+        run_cli("quantize", onnx_model, "--calib", folder, "--eval", folder, "-o", out),
+        "6 of 6 evaluation images",
+        "--allow-overlap",
+    )
     assert leftovers(out.parent) == []
 
 
@@ -76,8 +81,22 @@ def test_compile_int8_refuses_calibrating_on_the_evaluation_images(tiny_ckpt: Pa
     ev = write_eval_npz(tmp_path / "e.npz", n=16)
     out = tmp_path / "o" / "m.tflite"
     out.parent.mkdir()
-    res = run_cli("compile", tiny_ckpt, "--target", "tflite", "--precision", "int8", "--calib", ev, "--calib-size", "16",
-                  "--eval", ev, "-o", out)
+    res = run_cli(
+        "compile",
+        tiny_ckpt,
+        "--target",
+        "tflite",
+        "--precision",
+        "int8",
+        "--calib",
+        ev,
+        "--calib-size",
+        "16",
+        "--eval",
+        ev,
+        "-o",
+        out,
+    )
     assert_one_line_error(res, "16 of 16 evaluation images", "--allow-overlap")
     assert leftovers(out.parent) == []
 
@@ -87,8 +106,21 @@ def test_allow_overlap_proceeds_and_the_guard_says_how_sure_its_drop_is(onnx_mod
 
     folder = _image_folder(tmp_path / "imgs")
     out = tmp_path / "q" / "model.int8.onnx"
-    res = run_cli("quantize", onnx_model, "--calib", folder, "--eval", folder, "--allow-overlap", "--calib-size", "6",
-                  "--sensitivity-images", "4", "-o", out)
+    res = run_cli(
+        "quantize",
+        onnx_model,
+        "--calib",
+        folder,
+        "--eval",
+        folder,
+        "--allow-overlap",
+        "--calib-size",
+        "6",
+        "--sensitivity-images",
+        "4",
+        "-o",
+        out,
+    )
     assert res.exit_code in (0, 4), res.output  # 4: over budget (then the best model is kept under another name)
     assert "evaluation images are also calibration images" in res.output
     assert "6 evaluation images cannot resolve --max-drop 0.5" in res.output

@@ -36,10 +36,39 @@ def pi() -> tuple[str, Path, Path]:
 def test_deploy_to_the_emulated_pi_chooses_by_size_on_the_pis_own_accuracy(pi, tiny_ckpt, tmp_path):
     spec, key, known_hosts = pi
     out = tmp_path / "out"
-    r = run_cli("deploy", tiny_ckpt, "--device", "rpi", "--host", spec, "--identity", key, "--known-hosts", known_hosts,
-                "--setup", "--calib", "digits:train", "--calib-size", "32", "--eval", "digits:test", "--eval-size", "40",
-                "--warmup", "1", "--iterations", "3", "--objective", "size", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5",
-                "-o", out)
+    r = run_cli(
+        "deploy",
+        tiny_ckpt,
+        "--device",
+        "rpi",
+        "--host",
+        spec,
+        "--identity",
+        key,
+        "--known-hosts",
+        known_hosts,
+        "--setup",
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        "32",
+        "--eval",
+        "digits:test",
+        "--eval-size",
+        "40",
+        "--warmup",
+        "1",
+        "--iterations",
+        "3",
+        "--objective",
+        "size",
+        "--mean",
+        "0.5,0.5,0.5",
+        "--std",
+        "0.5,0.5,0.5",
+        "-o",
+        out,
+    )
     doc = json.loads((out / "deploy.json").read_text())
     (dev,) = doc["devices"]
     assert [c["name"] for c in dev["candidates"]] == ["tflite-fp32", "tflite-fp16", "tflite-int8"]

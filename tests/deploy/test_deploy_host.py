@@ -18,15 +18,42 @@ from mdnet_deploy.deploy import core
 from mdnet_deploy.deploy.core import DeployConfig, deploy
 from tests.helpers.calib import assert_one_line_error, run_cli
 
-QUICK = ["--calib", "digits:train", "--calib-size", "32", "--eval", "digits:test", "--eval-size", "40",
-         "--warmup", "2", "--iterations", "10", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"]
+QUICK = [
+    "--calib",
+    "digits:train",
+    "--calib-size",
+    "32",
+    "--eval",
+    "digits:test",
+    "--eval-size",
+    "40",
+    "--warmup",
+    "2",
+    "--iterations",
+    "10",
+    "--mean",
+    "0.5,0.5,0.5",
+    "--std",
+    "0.5,0.5,0.5",
+]
 
 pytestmark = pytest.mark.timeout(900)
 
 
 def config(ckpt: Path, out: Path, **changes) -> DeployConfig:
-    base = dict(checkpoint=ckpt, output=out, device="host", calib="digits:train", calib_size=32, eval_spec="digits:test",
-                eval_size=40, warmup="2", iterations=10, mean=(0.5,) * 3, std=(0.5,) * 3)
+    base = dict(
+        checkpoint=ckpt,
+        output=out,
+        device="host",
+        calib="digits:train",
+        calib_size=32,
+        eval_spec="digits:test",
+        eval_size=40,
+        warmup="2",
+        iterations=10,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
     base.update(changes)
     return DeployConfig(**base)
 
@@ -111,7 +138,9 @@ def test_run_says_which_inputs_changed(full, tiny_ckpt, tmp_path):
 
 def test_run_repeats_a_deploy_into_a_new_folder(tiny_ckpt, tmp_path):
     first = tmp_path / "first"
-    r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK, "--candidates", "onnx-int8", "--objective", "size", "-o", first)
+    r = run_cli(
+        "deploy", tiny_ckpt, "--device", "host", *QUICK, "--candidates", "onnx-int8", "--objective", "size", "-o", first
+    )
     assert r.exit_code == 0, r.output
     again = run_cli("run", first / "pipeline.yaml")
     assert_one_line_error(again, "already holds a deploy", "--force")
@@ -173,7 +202,9 @@ def test_no_candidate_within_budget_exits_non_zero_and_keeps_best_over_budget(ti
     r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK, "--candidates", "onnx-int8", "-o", out)
     assert_one_line_error(r, "no candidate within --max-drop 0.5", "best-over-budget.onnx")
     assert r.exit_code == 4
-    assert (out / "host" / "best-over-budget.onnx").is_file() and (out / "host" / "best-over-budget.onnx.json").is_file()
+    assert (out / "host" / "best-over-budget.onnx").is_file() and (
+        out / "host" / "best-over-budget.onnx.json"
+    ).is_file()
     assert not list((out / "host").glob("best.*"))
     dev = json.loads((out / "deploy.json").read_text())["devices"][0]
     assert dev["chosen"] is None and dev["best_over_budget"].endswith("best-over-budget.onnx")
@@ -196,7 +227,9 @@ def test_a_failing_candidate_gets_a_failed_row_while_the_others_finish(tiny_ckpt
 
     monkeypatch.setattr(tflite_compile, "convert_tflite", broken)
     out = tmp_path / "o"
-    r = run_cli("deploy", tiny_ckpt, "--device", "host", *QUICK, "--candidates", "onnx-fp32,onnx-int8,tflite-int8", "-o", out)
+    r = run_cli(
+        "deploy", tiny_ckpt, "--device", "host", *QUICK, "--candidates", "onnx-fp32,onnx-int8,tflite-int8", "-o", out
+    )
     assert r.exit_code == 0, r.output
     rows = {c["name"]: c for c in json.loads((out / "deploy.json").read_text())["devices"][0]["candidates"]}
     assert rows["tflite-int8"]["outcome"] == "failed" and "injected" in rows["tflite-int8"]["reason"]
@@ -240,7 +273,9 @@ def test_bad_inputs_are_one_line_errors(tiny_ckpt, tmp_path, full):
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipeline: 1\ncommand: deploy\ncheckpoint: !!python/object/apply:os.system ['echo pwned']\n")
     assert_one_line_error(run_cli("run", bad), "not valid YAML")
-    bad.write_text("pipeline: 1\ncommand: deploy\ncheckpoint: a.pth\noutput: o\noptions: {device: host, calib: digits, eval: digits, shell: x}\n")
+    bad.write_text(
+        "pipeline: 1\ncommand: deploy\ncheckpoint: a.pth\noutput: o\noptions: {device: host, calib: digits, eval: digits, shell: x}\n"
+    )
     assert_one_line_error(run_cli("run", bad), "unknown option 'shell'")
     assert_one_line_error(run_cli("run", tmp_path / "nope.yaml"), "does not exist")
 

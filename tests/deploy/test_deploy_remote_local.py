@@ -39,9 +39,24 @@ def device_root(tmp_path: Path) -> Path:
 
 def test_rpi_deploy_over_the_remote_path_chooses_on_the_devices_rows(tiny_ckpt, device_root, tmp_path):
     out = tmp_path / "out"
-    cfg = DeployConfig(checkpoint=tiny_ckpt, output=out, device="rpi", host="pi@127.0.0.1:2222", calib="digits:train",
-                       calib_size=32, eval_spec="digits:test", eval_size=40, warmup="1", iterations=5, objective="size",
-                       mean=(0.5,) * 3, std=(0.5,) * 3, remote_dir=str(device_root), known_hosts=None, power_meter="none")
+    cfg = DeployConfig(
+        checkpoint=tiny_ckpt,
+        output=out,
+        device="rpi",
+        host="pi@127.0.0.1:2222",
+        calib="digits:train",
+        calib_size=32,
+        eval_spec="digits:test",
+        eval_size=40,
+        warmup="1",
+        iterations=5,
+        objective="size",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        remote_dir=str(device_root),
+        known_hosts=None,
+        power_meter="none",
+    )
     lines: list[str] = []
     result = deploy(cfg, progress=lines.append, remote_extra={"session_factory": LocalSession})
     (d,) = result.devices
@@ -70,10 +85,25 @@ def test_a_failing_device_gets_failed_rows_while_the_other_finishes(tiny_ckpt, d
         "    orin-1: {ansible_host: 127.0.0.2, ansible_user: nvidia, mdnet_device: jetson}\n"
     )
     out = tmp_path / "out"
-    cfg = DeployConfig(checkpoint=tiny_ckpt, output=out, device="rpi", inventory=inventory, calib="digits:train",
-                       calib_size=32, eval_spec="digits:test", eval_size=40, warmup="1", iterations=5, objective="size",
-                       mean=(0.5,) * 3, std=(0.5,) * 3, remote_dir=str(device_root), known_hosts=None, power_meter="none",
-                       candidates=())
+    cfg = DeployConfig(
+        checkpoint=tiny_ckpt,
+        output=out,
+        device="rpi",
+        inventory=inventory,
+        calib="digits:train",
+        calib_size=32,
+        eval_spec="digits:test",
+        eval_size=40,
+        warmup="1",
+        iterations=5,
+        objective="size",
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        remote_dir=str(device_root),
+        known_hosts=None,
+        power_meter="none",
+        candidates=(),
+    )
     result = deploy(cfg, remote_extra={"session_factory": LocalSession})
     by_label = {d.device.label: d for d in result.devices}
     assert set(by_label) == {"pi-a", "orin-1"} and not result.ok

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from tests.helpers.devices import write
 from mdnet_deploy.devices import (
     KINDS,
     CsvMeter,
@@ -22,6 +21,7 @@ from mdnet_deploy.devices import (
 )
 from mdnet_deploy.devices.csvmeter import parse_power_csv
 from mdnet_deploy.errors import InputError, UnavailableError
+from tests.helpers.devices import write
 
 
 def ramp_csv(tmp_path, header: bool = True):

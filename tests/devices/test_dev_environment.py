@@ -6,7 +6,6 @@ import platform
 
 import pytest
 
-from tests.helpers.devices import executable, write
 from mdnet_deploy.devices import capture_environment, detect_kind, read_temperatures
 from mdnet_deploy.devices.environment import (
     cpu_model,
@@ -15,16 +14,20 @@ from mdnet_deploy.devices.environment import (
     parse_l4t_release,
     parse_nvpmodel,
 )
+from tests.helpers.devices import executable, write
 
 ORIN_CPUINFO = "".join(
     f"processor\t: {i}\nBogoMIPS\t: 62.50\nFeatures\t: fp asimd evtstrm aes\nCPU implementer\t: 0x41\n"
     f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: 0xd42\nCPU revision\t: 1\n\n"
     for i in range(6)
 )
-PI5_CPUINFO = "".join(
-    f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n"
-    for i in range(4)
-) + "Revision\t: d04170\nSerial\t\t: 0123\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+PI5_CPUINFO = (
+    "".join(
+        f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n"
+        for i in range(4)
+    )
+    + "Revision\t: d04170\nSerial\t\t: 0123\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
+)
 X86_CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz\nflags\t\t: fpu sse\n"
 
 
@@ -49,8 +52,14 @@ def test_jetson_environment(roots, tmp_path, monkeypatch):
     for policy in ("policy0", "policy4"):
         write(roots["sys"] / "devices" / "system" / "cpu" / "cpufreq" / policy / "scaling_governor", "schedutil\n")
     thermal(roots["sys"], [("cpu-thermal", 50031), ("gpu-thermal", 49031), ("tj-thermal", 50250), ("absent", -256000)])
-    write(roots["etc"] / "nv_tegra_release", "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024\n")
-    nvpmodel = executable(tmp_path / "bin" / "nvpmodel", "import sys\nassert sys.argv[1:] == ['-q']\nprint('NV Power Mode: 15W')\nprint('0')\n")
+    write(
+        roots["etc"] / "nv_tegra_release",
+        "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024\n",
+    )
+    nvpmodel = executable(
+        tmp_path / "bin" / "nvpmodel",
+        "import sys\nassert sys.argv[1:] == ['-q']\nprint('NV Power Mode: 15W')\nprint('0')\n",
+    )
     monkeypatch.setenv("MDNET_DEPLOY_NVPMODEL", str(nvpmodel))
 
     env = capture_environment("jetson")
@@ -71,7 +80,10 @@ def test_rpi_environment(roots, tmp_path, monkeypatch):
     write(roots["proc"] / "cpuinfo", PI5_CPUINFO)
     write(roots["sys"] / "devices" / "system" / "cpu" / "cpufreq" / "policy0" / "scaling_governor", "ondemand\n")
     thermal(roots["sys"], [("cpu-thermal", 61250)])
-    vcgencmd = executable(tmp_path / "bin" / "vcgencmd", "import sys\nassert sys.argv[1:] == ['get_throttled']\nprint('throttled=0x50005')\n")
+    vcgencmd = executable(
+        tmp_path / "bin" / "vcgencmd",
+        "import sys\nassert sys.argv[1:] == ['get_throttled']\nprint('throttled=0x50005')\n",
+    )
     monkeypatch.setenv("MDNET_DEPLOY_VCGENCMD", str(vcgencmd))
 
     env = capture_environment("rpi")
@@ -108,7 +120,9 @@ def test_mixed_governors_and_duplicate_zone_types(roots):
 
 
 def test_parsers():
-    assert parse_l4t_release("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64") == "32.7.1"
+    assert (
+        parse_l4t_release("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64") == "32.7.1"
+    )
     assert parse_l4t_release("garbage") is None
     assert parse_nvpmodel("NV Fan Mode:quiet\nNV Power Mode: MAXN\n0\n") == {"name": "MAXN", "id": 0}
     assert parse_nvpmodel("") is None
@@ -131,7 +145,10 @@ def test_emulation_signals():
 
 def test_emulation_via_binfmt_handler(roots):
     assert detect_emulation(PI5_CPUINFO, "aarch64", {}) == (False, None)
-    write(roots["proc"] / "sys" / "fs" / "binfmt_misc" / "qemu-aarch64", "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
+    write(
+        roots["proc"] / "sys" / "fs" / "binfmt_misc" / "qemu-aarch64",
+        "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n",
+    )
     emulated, why = detect_emulation(PI5_CPUINFO, "aarch64", {})
     assert emulated and "binfmt" in why
     # The same handler on an x86 host says nothing about an x86 process.

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.devices import write
 from mdnet_deploy.devices import Ina3221Meter, make_meter
 from mdnet_deploy.devices.ina3221 import discover_rails
 from mdnet_deploy.errors import UnavailableError
+from tests.helpers.devices import write
 
 
 def i2c_device(sysfs: Path, driver: str, addr: str, chip_name: str) -> Path:

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from tests.helpers.devices import executable, fixture_path
 from mdnet_deploy.devices import PmicMeter, make_meter, select_meter
 from mdnet_deploy.devices.pmic import parse_pmic_adc
 from mdnet_deploy.errors import UnavailableError
+from tests.helpers.devices import executable, fixture_path
 
 # By hand from rpi5_pmic_read_adc.txt: current (A) x voltage (V) of every rail
 # that has both; EXT5V_V and BATT_V have no current and do not count.

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.devices import write
 from mdnet_deploy.devices import NvmlMeter, RaplMeter, make_meter, select_meter
 from mdnet_deploy.devices import rapl as rapl_module
 from mdnet_deploy.devices.rapl import package_zones
 from mdnet_deploy.errors import UnavailableError
+from tests.helpers.devices import write
 
 MAX_RANGE = 1_000_000
 

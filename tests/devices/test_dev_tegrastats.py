@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.helpers.devices import executable, fixture_path
 from mdnet_deploy.devices import NoneMeter, TegrastatsMeter, make_meter, select_meter
 from mdnet_deploy.devices.tegrastats import parse_tegrastats_line, rails_watts
 from mdnet_deploy.errors import UnavailableError
+from tests.helpers.devices import executable, fixture_path
 
 FAKE = """
 import sys, time

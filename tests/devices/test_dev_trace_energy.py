@@ -21,8 +21,16 @@ from mdnet_deploy.devices.trace import (
 def constant_trace(watts: float, t0: float, t1: float, step: float = 0.25, **kw) -> Trace:
     n = int(round((t1 - t0) / step))
     times = [t0 + i * step for i in range(n + 1)]
-    return Trace(meter="test", scope="test rail", method=METHOD_SAMPLES, t_start=t0, t_stop=t1,
-                 times=times, values=[watts] * len(times), **kw)
+    return Trace(
+        meter="test",
+        scope="test rail",
+        method=METHOD_SAMPLES,
+        t_start=t0,
+        t_stop=t1,
+        times=times,
+        values=[watts] * len(times),
+        **kw,
+    )
 
 
 def test_constant_power_integrates_to_exactly_p_times_t():
@@ -52,8 +60,15 @@ def test_edges_outside_the_samples_hold_the_nearest_value():
 
 
 def test_counter_trace_uses_the_counter_delta():
-    trace = Trace(meter="c", scope="pkg", method=METHOD_COUNTER, t_start=10.0, t_stop=20.0,
-                  times=[10.0, 15.0, 20.0], values=[100.0, 130.0, 160.0])
+    trace = Trace(
+        meter="c",
+        scope="pkg",
+        method=METHOD_COUNTER,
+        t_start=10.0,
+        t_stop=20.0,
+        times=[10.0, 15.0, 20.0],
+        values=[100.0, 130.0, 160.0],
+    )
     assert trace.joules == 60.0
     assert trace.avg_power_w == 6.0
     assert trace.samples == 3

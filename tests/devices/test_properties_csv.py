@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from mdnet_deploy.devices.csvmeter import parse_power_csv
 from tests.helpers.fuzz import FUZZ
 
-numbers = st.floats(allow_nan=True, allow_infinity=True).map(repr) | st.sampled_from(["nan", "-inf", "1e999", "-0", "", "x"])
+numbers = st.floats(allow_nan=True, allow_infinity=True).map(repr) | st.sampled_from(
+    ["nan", "-inf", "1e999", "-0", "", "x"]
+)
 rows = st.lists(st.tuples(numbers, numbers).map(",".join) | st.text(max_size=30), max_size=20)
 
 

@@ -50,8 +50,12 @@ def test_qoperator_onnx_is_refused(tmp_path: Path) -> None:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "q",
-        [helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 4]), helper.make_tensor_value_info("b", TensorProto.UINT8, [4, 2])],
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+        "q",
+        [
+            helper.make_tensor_value_info("a", TensorProto.UINT8, [1, 4]),
+            helper.make_tensor_value_info("b", TensorProto.UINT8, [4, 2]),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 2])],
     )
     path = tmp_path / "q.onnx"

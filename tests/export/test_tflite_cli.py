@@ -56,13 +56,21 @@ def fake_onnx(folder: Path, checkpoint: Path) -> Path:
 # -- options -------------------------------------------------------------------------
 def test_unknown_target_and_precision(ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.tflite"
-    assert "--target coreml is not known" in one_line_error(run(ckpt, "--target", "coreml", "--precision", "fp32", "-o", out), 2)
-    assert "--precision int4 is not supported for TFLite" in one_line_error(run(ckpt, "--target", "tflite", "--precision", "int4", "-o", out), 2)
+    assert "--target coreml is not known" in one_line_error(
+        run(ckpt, "--target", "coreml", "--precision", "fp32", "-o", out), 2
+    )
+    assert "--precision int4 is not supported for TFLite" in one_line_error(
+        run(ckpt, "--target", "tflite", "--precision", "int4", "-o", out), 2
+    )
     assert "--io int8 needs --precision int8" in one_line_error(
-        run(ckpt, "--target", "tflite", "--precision", "fp32", "--io", "int8", "-o", out), 2)
+        run(ckpt, "--target", "tflite", "--precision", "fp32", "--io", "int8", "-o", out), 2
+    )
     assert "--calib is not an option of --target tensorrt" in one_line_error(
-        run(ckpt, "--target", "tensorrt", "--precision", "int8", "--calib", "digits", "-o", tmp_path / "m.engine"), 2)
-    assert "name the output NAME.tflite" in one_line_error(run(ckpt, "--target", "tflite", "--precision", "fp32", "-o", tmp_path / "m.onnx"), 2)
+        run(ckpt, "--target", "tensorrt", "--precision", "int8", "--calib", "digits", "-o", tmp_path / "m.engine"), 2
+    )
+    assert "name the output NAME.tflite" in one_line_error(
+        run(ckpt, "--target", "tflite", "--precision", "fp32", "-o", tmp_path / "m.onnx"), 2
+    )
     assert only(tmp_path) == ["in"]
 
 
@@ -85,7 +93,9 @@ def test_moved_checkpoint_is_refused_and_can_be_given(ckpt: Path, tmp_path: Path
     onnx = fake_onnx(tmp_path, ckpt)
     moved = tmp_path / "moved.pth"
     ckpt.rename(moved)
-    line = one_line_error(run(onnx, "--target", "tflite", "--precision", "int8", "--calib", "digits", "-o", tmp_path / "m.tflite"), 2)
+    line = one_line_error(
+        run(onnx, "--target", "tflite", "--precision", "int8", "--calib", "digits", "-o", tmp_path / "m.tflite"), 2
+    )
     assert "has moved or been deleted" in line and "--checkpoint" in line
 
     from mdnet_deploy.export.tflite.source import resolve_source
@@ -108,8 +118,14 @@ def test_quant_report_forms_and_unknown_modules(ckpt: Path, tmp_path: Path) -> N
 
     assert onnx_node_module("/stage2/stage2.1/residual/residual.0/Conv") == "stage2.1.residual.0"
     report = tmp_path / "r.json"
-    report.write_text(json.dumps({"float_fallback": {"modules": [], "nodes": ["/transform/attn/qkv/Conv", "/transform/attn/MatMul"]},
-                                  "calibration": {"source": "digits:train", "count": 32, "sha256": "ab", "method": "minmax"}}))
+    report.write_text(
+        json.dumps(
+            {
+                "float_fallback": {"modules": [], "nodes": ["/transform/attn/qkv/Conv", "/transform/attn/MatMul"]},
+                "calibration": {"source": "digits:train", "count": 32, "sha256": "ab", "method": "minmax"},
+            }
+        )
+    )
     plan = read_plan(report)
     assert plan.float_modules == ["transform.attn.qkv"] and plan.unmapped_nodes == ["/transform/attn/MatMul"]
     assert plan.method == "minmax" and plan.calibration["count"] == 32
@@ -124,9 +140,14 @@ def test_int8_onnx_artifact_supplies_quantize_s_plan(ckpt: Path, tmp_path: Path)
 
     onnx = tmp_path / "model.int8.onnx"
     onnx.write_bytes(b"not read")
-    meta = ArtifactMeta(format="onnx", precision="int8", num_classes=10, checkpoint=file_ref(ckpt),
-                        quantization={"float_modules": ["transform.attn.qkv"], "float_nodes": [], "method": "entropy"},
-                        calibration={"source": "digits:train", "count": 64, "seed": 0, "sha256": "ab"})
+    meta = ArtifactMeta(
+        format="onnx",
+        precision="int8",
+        num_classes=10,
+        checkpoint=file_ref(ckpt),
+        quantization={"float_modules": ["transform.attn.qkv"], "float_nodes": [], "method": "entropy"},
+        calibration={"source": "digits:train", "count": 64, "seed": 0, "sha256": "ab"},
+    )
     write_meta(onnx, meta)
     src = resolve_source(onnx)
     assert src.checkpoint == ckpt and src.plan is not None
@@ -144,12 +165,16 @@ def test_calibration_set_must_still_be_quantize_s(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no longer gives the images quantize used"):
         _calibration(None, None, plan, Preprocessing(), [])
     warnings: list[str] = []
-    cal = _calibration("digits:train", None, plan, Preprocessing(), warnings)  # explicit --calib: allowed, with a warning
+    cal = _calibration(
+        "digits:train", None, plan, Preprocessing(), warnings
+    )  # explicit --calib: allowed, with a warning
     assert cal.x.shape == (16, 3, 32, 32) and cal.info["matches_quantize"] is False and warnings
 
 
 # -- conversion failure --------------------------------------------------------------
-def test_litert_failure_is_one_line_naming_the_op_with_a_log(ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_litert_failure_is_one_line_naming_the_op_with_a_log(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     litert_torch = pytest.importorskip("litert_torch")
 
     def broken(*_a, **_k):
@@ -158,7 +183,9 @@ def test_litert_failure_is_one_line_naming_the_op_with_a_log(ckpt: Path, tmp_pat
         try:
             raise TypeError("Shapes must be 1D sequences of concrete values of integer type")
         except TypeError as exc:
-            exc.add_note("While executing %view_2 : [num_users=2] = call_function[target=torch.ops.aten.view.default](args = ())")
+            exc.add_note(
+                "While executing %view_2 : [num_users=2] = call_function[target=torch.ops.aten.view.default](args = ())"
+            )
             raise
 
     monkeypatch.setattr(litert_torch, "convert", broken)
@@ -176,7 +203,7 @@ def test_describe_failure_finds_the_op_and_the_source_line() -> None:
 
     text = (
         "While executing %view_2 : [num_users=2] = call_function[target=torch.ops.aten.view.default](args = (%clone_13,))\n"
-        "Original traceback:\n  File \"/x/mdnet_deploy/model/mdnet.py\", line 88, in forward\n    q = q.reshape(...)\n"
+        'Original traceback:\n  File "/x/mdnet_deploy/model/mdnet.py", line 88, in forward\n    q = q.reshape(...)\n'
     )
     assert describe_failure(text).startswith("litert-torch could not convert op aten.view.default (mdnet.py:88)")
     assert "op aten.foo" in describe_failure("RuntimeError: Lowering not found: aten.foo.default")
@@ -199,7 +226,9 @@ def test_tensorrt_unavailable_is_one_short_line(tmp_path: Path, no_tensorrt: Non
 
     onnx = write_tiny_classifier(tmp_path / "model.int8.onnx", qdq=True)
     out = tmp_path / "model.engine"
-    line = one_line_error(run(onnx, "--target", "tensorrt", "--precision", "int8", "--batch", "dynamic:1,4,8", "-o", out), 6)
+    line = one_line_error(
+        run(onnx, "--target", "tensorrt", "--precision", "int8", "--batch", "dynamic:1,4,8", "-o", out), 6
+    )
     assert "TensorRT is not installed here" in line and "--host" in line and 'section "TensorRT"' in line
     assert not out.exists()
 

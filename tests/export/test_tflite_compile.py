@@ -11,13 +11,11 @@ import pytest
 pytest.importorskip("litert_torch", reason="litert-torch is not installed (pip install 'mdnet-deploy[tflite]')")
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed")
 
-from tests.helpers import tflite as fx
-
 from mdnet_deploy.artifact import read_meta, sidecar_path
 from mdnet_deploy.export.tflite.flatbuffer import module_of_tensor, read_embedded_meta
 from mdnet_deploy.fsutil import sha256_file
 from mdnet_deploy.runtimes.tflite import TfliteRunner
-
+from tests.helpers import tflite as fx
 
 
 def _run(path: Path, x: np.ndarray, **options) -> np.ndarray:
@@ -90,7 +88,9 @@ def test_int8_io_records_and_applies_scale_and_zero_point(tflite_int8_io) -> Non
     # The runner quantizes the input and dequantizes the logits with those parameters.
     x, labels = fx.digits_test_input()
     interp.allocate_tensors()
-    q = np.clip(np.round(x[:1].transpose(0, 2, 3, 1) / meta.input.scale) + meta.input.zero_point, -128, 127).astype(np.int8)
+    q = np.clip(np.round(x[:1].transpose(0, 2, 3, 1) / meta.input.scale) + meta.input.zero_point, -128, 127).astype(
+        np.int8
+    )
     interp.set_tensor(inp["index"], q)
     interp.invoke()
     manual = (interp.get_tensor(out["index"]).astype(np.float32) - meta.output.zero_point) * meta.output.scale

@@ -23,7 +23,7 @@ from mdnet_deploy.fsutil import sha256_file  # noqa: E402
 
 SUMMARY = Path("/work/shared/fixtures/devices/trtexec_summary_trt82.txt")
 
-FAKE = '''#!{python}
+FAKE = """#!{python}
 import json, os, sys
 args = sys.argv[1:]
 code = os.environ.get("FAKE_TRTEXEC_CODE", "8502")
@@ -55,7 +55,7 @@ if any(a.startswith("--useDLACore") for a in args):
 print("[I] Engine built in 1.2 sec.")
 sys.stdout.write(open({summary!r}).read())
 print("&&&& PASSED TensorRT.trtexec [TensorRT v" + code + "]")
-'''
+"""
 
 
 @pytest.fixture
@@ -123,13 +123,20 @@ def test_int8_dynamic_build_writes_engine_and_metadata(tmp_path: Path, device: P
     assert help_call == ["--help"]  # asked for its version to pick the workspace flag
     assert build_call[0] == f"--onnx={onnx}"
     assert build_call[2:] == [
-        "--int8", "--fp16", "--memPoolSize=workspace:64M",
-        "--minShapes=input:1x3x32x32", "--optShapes=input:8x3x32x32", "--maxShapes=input:32x3x32x32",
+        "--int8",
+        "--fp16",
+        "--memPoolSize=workspace:64M",
+        "--minShapes=input:1x3x32x32",
+        "--optShapes=input:8x3x32x32",
+        "--maxShapes=input:32x3x32x32",
     ]
     saved = Path(build_call[1].split("=", 1)[1])
     assert saved.parent == out_dir and saved.name.endswith(".partial")  # atomic: temp beside the target
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "model.engine", "model.engine.json", "model.int8.onnx", "model.int8.onnx.json",
+        "model.engine",
+        "model.engine.json",
+        "model.int8.onnx",
+        "model.int8.onnx.json",
     ]
 
 
@@ -177,7 +184,9 @@ def _no_trtexec_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(_sys, "TRTEXEC_LOCATIONS", (str(tmp_path / "nowhere" / "trtexec"),))
 
 
-def test_without_bindings_or_trtexec_the_error_carries_the_command(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_bindings_or_trtexec_the_error_carries_the_command(
+    tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _no_trtexec_anywhere(tmp_path, monkeypatch)
     onnx = write_tiny_classifier(tmp_path / "m.int8.onnx")
     with pytest.raises(UnavailableError) as info:
@@ -191,7 +200,9 @@ def test_without_bindings_or_trtexec_the_error_carries_the_command(tmp_path: Pat
     assert not (tmp_path / "m.engine").exists()
 
 
-def test_without_bindings_a_found_trtexec_is_used(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_bindings_a_found_trtexec_is_used(
+    tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _no_trtexec_anywhere(tmp_path, monkeypatch)
     monkeypatch.setenv("MDNET_DEPLOY_TRTEXEC", str(device))
     onnx = write_tiny_classifier(tmp_path / "m.int8.onnx")
@@ -199,7 +210,9 @@ def test_without_bindings_a_found_trtexec_is_used(tmp_path: Path, device: Path, 
     assert meta.target is not None and meta.target["build"]["trtexec"] == str(device)
 
 
-def test_tensorrt_11_builds_strongly_typed_fp16_from_an_fp16_onnx(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorrt_11_builds_strongly_typed_fp16_from_an_fp16_onnx(
+    tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnx
 
     monkeypatch.setenv("FAKE_TRTEXEC_CODE", "110400")
@@ -222,7 +235,9 @@ def test_tensorrt_11_builds_strongly_typed_fp16_from_an_fp16_onnx(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_tensorrt_11_int8_builds_from_a_mixed_onnx(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorrt_11_int8_builds_from_a_mixed_onnx(
+    tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnx
 
     monkeypatch.setenv("FAKE_TRTEXEC_CODE", "110400")
@@ -230,7 +245,9 @@ def test_tensorrt_11_int8_builds_from_a_mixed_onnx(tmp_path: Path, device: Path,
     meta = build_engine(onnx_path, tmp_path / "m.engine", "int8", trtexec=device)
     _, call = _calls(tmp_path)
     assert call[0] == f"--onnx={tmp_path / '.m.engine.fp16.onnx.partial'}" and call[2:] == [
-        "--minShapes=input:1x3x32x32", "--optShapes=input:1x3x32x32", "--maxShapes=input:1x3x32x32",
+        "--minShapes=input:1x3x32x32",
+        "--optShapes=input:1x3x32x32",
+        "--maxShapes=input:1x3x32x32",
     ]  # no precision flag: the graph carries it
     sent = onnx.load(str(tmp_path / "argv.jsonl.onnx"))
     assert sent.opset_import[0].version == 19  # float16 Q/DQ scales need opset 19
@@ -239,7 +256,9 @@ def test_tensorrt_11_int8_builds_from_a_mixed_onnx(tmp_path: Path, device: Path,
     assert meta.target is not None and meta.target["typing"] == "strong" and meta.target["build"]["fp16_onnx"] is True
 
 
-def test_dla_where_it_does_not_exist_is_refused_before_building(tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dla_where_it_does_not_exist_is_refused_before_building(
+    tmp_path: Path, device: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     onnx_path = write_tiny_classifier(tmp_path / "m.int8.onnx")
     model = tmp_path / "sys" / "firmware" / "devicetree" / "base" / "model"
     model.write_bytes(b"NVIDIA Jetson Orin Nano Developer Kit\x00")

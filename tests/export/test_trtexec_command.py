@@ -29,11 +29,18 @@ def test_int8_static_batch_on_a_dynamic_onnx() -> None:
 
 def test_dynamic_batch_workspace_and_dla() -> None:
     argv = trtexec_command(
-        "trtexec", "m.int8.onnx", "m.engine", "int8",
-        batch=BatchSpec.parse("dynamic:1,8,64"), workspace_mib=256, dla_core=1, trt_version="8.5.2",
+        "trtexec",
+        "m.int8.onnx",
+        "m.engine",
+        "int8",
+        batch=BatchSpec.parse("dynamic:1,8,64"),
+        workspace_mib=256,
+        dla_core=1,
+        trt_version="8.5.2",
     )
     assert argv[3:] == [
-        "--int8", "--fp16",
+        "--int8",
+        "--fp16",
         "--memPoolSize=workspace:256M",
         "--minShapes=input:1x3x32x32",
         "--optShapes=input:8x3x32x32",
@@ -44,7 +51,9 @@ def test_dynamic_batch_workspace_and_dla() -> None:
 
 
 def test_fp16_static_onnx_takes_no_shapes_and_old_trtexec_gets_workspace() -> None:
-    argv = trtexec_command("trtexec", "m.onnx", "m.engine", "fp16", dynamic_input=False, workspace_mib=128, trt_version="8.2.1")
+    argv = trtexec_command(
+        "trtexec", "m.onnx", "m.engine", "fp16", dynamic_input=False, workspace_mib=128, trt_version="8.2.1"
+    )
     assert argv == ["trtexec", "--onnx=m.onnx", "--saveEngine=m.engine", "--fp16", "--workspace=128"]
 
 
@@ -62,8 +71,14 @@ def test_paths_with_spaces_stay_one_argument() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (1, (1, 1, 1)), ("4", (4, 4, 4)), ("dynamic", (1, 8, 64)), ("dynamic:1,8,32", (1, 8, 32)),
-        ("dynamic 2,4,8", (2, 4, 8)), ("1,16,128", (1, 16, 128)), ((1, 2, 3), (1, 2, 3)), (None, (1, 1, 1)),
+        (1, (1, 1, 1)),
+        ("4", (4, 4, 4)),
+        ("dynamic", (1, 8, 64)),
+        ("dynamic:1,8,32", (1, 8, 32)),
+        ("dynamic 2,4,8", (2, 4, 8)),
+        ("1,16,128", (1, 16, 128)),
+        ((1, 2, 3), (1, 2, 3)),
+        (None, (1, 1, 1)),
     ],
 )
 def test_batch_spec_parse(value: object, expected: tuple[int, int, int]) -> None:

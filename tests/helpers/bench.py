@@ -10,8 +10,9 @@ import numpy as np
 NUM_CLASSES = 10  # the shared tiny MDNET (tests/conftest.py: tiny_ckpt, tiny_onnx)
 
 
-def write_eval_npz(path: Path, n: int = 24, classes: int = NUM_CLASSES, size: int = 32, seed: int = 0,
-                   names: bool = True) -> Path:
+def write_eval_npz(
+    path: Path, n: int = 24, classes: int = NUM_CLASSES, size: int = 32, seed: int = 0, names: bool = True
+) -> Path:
     """A uint8 evaluation set like pack-eval writes: x (N,H,W,3), y, labels."""
     rng = np.random.default_rng(seed)
     arrays = {
@@ -50,7 +51,9 @@ def make_tflite(onnx_path: Path, folder: Path) -> Path:
     if importlib.util.find_spec("mdnet_deploy.runtimes.tflite") is None:
         pytest.skip("mdnet_deploy.runtimes.tflite (the TFLite runner) is not written yet")
     out = folder / "model.tflite"
-    res = CliRunner().invoke(main, ["compile", "--target", "tflite", "--precision", "fp32", str(onnx_path), "-o", str(out)])
+    res = CliRunner().invoke(
+        main, ["compile", "--target", "tflite", "--precision", "fp32", str(onnx_path), "-o", str(out)]
+    )
     if res.exit_code != 0 or not out.exists():
         last = (res.output.strip().splitlines() or ["no output"])[-1]
         pytest.skip(f"the TFLite converter is not usable yet (compile --target tflite: {last})")

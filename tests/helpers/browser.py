@@ -56,11 +56,26 @@ class Chromium:
 
         self._profile = tempfile.mkdtemp(prefix="mdnet-chromium-")
         self.proc = subprocess.Popen(
-            [self.executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1280,900",
-             f"--user-data-dir={self._profile}", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                self.executable,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--window-size=1280,900",
+                f"--user-data-dir={self._profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         url = self._devtools_url()
         self.ws = websocket.create_connection(url, timeout=self.timeout, suppress_origin=True)
@@ -128,7 +143,9 @@ class Chromium:
         elif method == "Runtime.exceptionThrown":
             self.load.exceptions.append(json.dumps(params.get("exceptionDetails", {}))[:500])
         elif method == "Runtime.consoleAPICalled":
-            self.load.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            self.load.console.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         return method
 
     # -- page ---------------------------------------------------------------------------------
@@ -153,8 +170,13 @@ class Chromium:
         metrics = self.call("Page.getLayoutMetrics", session=True)
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         height = int(min(max(size["height"], 100), max_height))
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=True)
-        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=True)["data"]
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=True,
+        )
+        data = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=True)[
+            "data"
+        ]
         path.write_bytes(base64.b64decode(data))
         return path

@@ -21,7 +21,9 @@ def assert_one_line_error(result: Result, *fragments: str, code: int | None = No
     if code is not None:
         assert result.exit_code == code, result.output
     assert "Traceback" not in result.output, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, result.output
     for f in fragments:
@@ -35,4 +37,6 @@ def tree(folder: Path) -> list[str]:
 
 
 def partials(folder: Path) -> list[str]:
-    return [p for p in tree(folder) if p.endswith(".partial") or "/." in f"/{p}" and os.path.basename(p).startswith(".")]
+    return [
+        p for p in tree(folder) if p.endswith(".partial") or "/." in f"/{p}" and os.path.basename(p).startswith(".")
+    ]

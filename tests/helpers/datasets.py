@@ -28,7 +28,10 @@ def cifar100(folder: Path, n: int = 4, classes: int = 2, meta_extra: object = No
     pickle.dump(meta, open(folder / "meta", "wb"), protocol=2)
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"fine_labels": [i % classes for i in range(n)]}
+        batch = {
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"fine_labels": [i % classes for i in range(n)],
+        }
         if batch_extra is not None and split == "test":
             batch[b"extra"] = batch_extra
         pickle.dump(batch, open(folder / split, "wb"), protocol=2)
@@ -64,7 +67,9 @@ def png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
     return path
 
 

@@ -31,5 +31,3 @@ def executable(path: Path, body: str) -> Path:
     write(path, f"#!{sys.executable}\n{body}")
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
-
-

@@ -21,12 +21,21 @@ from hypothesis import strategies as st
 
 from mdnet_deploy.errors import MdnetDeployError
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 #: JSON-like values of every type, nested: what a type-confused file holds.
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -36,7 +45,8 @@ def truncations(data: bytes) -> st.SearchStrategy[bytes]:
     """Every prefix of ``data``, and ``data`` with one byte flipped."""
     cut = st.integers(0, max(len(data) - 1, 0)).map(lambda n: data[:n])
     flip = st.tuples(st.integers(0, max(len(data) - 1, 0)), st.integers(1, 255)).map(
-        lambda t: data[: t[0]] + bytes([data[t[0]] ^ t[1]]) + data[t[0] + 1:] if data else data)
+        lambda t: data[: t[0]] + bytes([data[t[0]] ^ t[1]]) + data[t[0] + 1 :] if data else data
+    )
     return cut | flip
 
 
@@ -63,9 +73,15 @@ def malicious_pickles(canary: Path) -> st.SearchStrategy[bytes]:
         (builtins.eval, (f"__import__('os').mkdir({str(canary)!r})",)),
         (builtins.open, (str(canary), "w")),
     ]
-    wrappers = [lambda p: p, lambda p: {b"data": p, b"labels": [0]}, lambda p: {b"fine_label_names": [p]}, lambda p: [p]]
+    wrappers = [
+        lambda p: p,
+        lambda p: {b"data": p, b"labels": [0]},
+        lambda p: {b"fine_label_names": [p]},
+        lambda p: [p],
+    ]
     return st.tuples(st.sampled_from(calls), st.sampled_from(wrappers), st.sampled_from([0, 2, 4, 5])).map(
-        lambda t: pickle.dumps(t[1](_Global(*t[0])), protocol=t[2]))
+        lambda t: pickle.dumps(t[1](_Global(*t[0])), protocol=t[2])
+    )
 
 
 def snapshot(folder: Path) -> set[str]:

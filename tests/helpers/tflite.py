@@ -98,8 +98,14 @@ def tflite_int8_io(trained_tiny_ckpt: Path, tflite_workdir: Path, tflite_quant_r
     from mdnet_deploy.export.tflite.compile import convert_tflite
 
     with one_torch_thread():
-        return convert_tflite(trained_tiny_ckpt, tflite_workdir / "model.int8.tflite", "int8", io="int8",
-                              quant_report=tflite_quant_report, eval_spec="digits")
+        return convert_tflite(
+            trained_tiny_ckpt,
+            tflite_workdir / "model.int8.tflite",
+            "int8",
+            io="int8",
+            quant_report=tflite_quant_report,
+            eval_spec="digits",
+        )
 
 
 def digits_test_input() -> tuple[np.ndarray, np.ndarray]:

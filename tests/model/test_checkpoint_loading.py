@@ -1,7 +1,7 @@
 """Checkpoints as users hold them, and the bad ones, each with one clear message."""
 
-import torch
 import pytest
+import torch
 
 from mdnet_deploy.errors import CheckpointError, InputError
 from mdnet_deploy.model.checkpoint import load_checkpoint
@@ -39,10 +39,13 @@ def test_pickled_module_needs_trust_pickle(tmp_path):
     assert load_checkpoint(path, trust_pickle=True).num_classes == 10
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"\x00\x01random bytes" * 50, "not a PyTorch checkpoint"),
-    (b"just some text\n", "not a PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"\x00\x01random bytes" * 50, "not a PyTorch checkpoint"),
+        (b"just some text\n", "not a PyTorch checkpoint"),
+    ],
+)
 def test_not_a_checkpoint(tmp_path, content, match):
     path = tmp_path / "bad.pth"
     path.write_bytes(content)

@@ -33,8 +33,13 @@ def test_mdnet_cpu_graph_keeps_module_paths_and_the_function():
     torch.manual_seed(0)
     model = create_model(10, width=0.25).eval()
     cpu, rewritten = to_cpu_graph(model)
-    assert rewritten == ["transform.attn.qkv_dwconv3x3", "transform.attn.qkv_dwconv5x5", "transform.attn.qkv_dwconv7x7",
-                         "transform.ffn.dwconv3x3_1", "transform.ffn.dwconv5x5_1"]
+    assert rewritten == [
+        "transform.attn.qkv_dwconv3x3",
+        "transform.attn.qkv_dwconv5x5",
+        "transform.attn.qkv_dwconv7x7",
+        "transform.ffn.dwconv3x3_1",
+        "transform.ffn.dwconv5x5_1",
+    ]
     assert all(isinstance(cpu.get_submodule(p), DepthwiseSum) for p in rewritten)
     assert all(isinstance(model.get_submodule(p), nn.Conv2d) for p in rewritten)  # the original is untouched
     x = torch.randn(4, 3, 32, 32)

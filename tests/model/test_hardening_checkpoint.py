@@ -10,7 +10,11 @@ def test_wrongly_shaped_tensor(tiny_ckpt, tmp_path):
     import torch
 
     state = torch.load(tiny_ckpt, weights_only=True)
-    name = next(k for k, v in state.items() if k.endswith(".weight") and v.dim() == 4 and k not in ("conv2.weight", "pre.0.weight"))
+    name = next(
+        k
+        for k, v in state.items()
+        if k.endswith(".weight") and v.dim() == 4 and k not in ("conv2.weight", "pre.0.weight")
+    )
     w = state[name]
     state[name] = torch.zeros(w.shape[0] + 1, *w.shape[1:])
     bad = tmp_path / "bad.pth"

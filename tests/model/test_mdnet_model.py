@@ -44,8 +44,12 @@ def test_q_and_k_have_no_influence_with_one_channel_per_head():
         attn.qkv_dwconv3x3.weight.normal_()
         attn.qkv_dwconv5x5.weight.normal_()
         after = attn(x)
-        lam = (torch.exp((attn.lambda_q1 * attn.lambda_k1).sum()) - torch.exp((attn.lambda_q2 * attn.lambda_k2).sum())
-               + 0.8 - 0.6 * np.exp(-0.3 * 10))
+        lam = (
+            torch.exp((attn.lambda_q1 * attn.lambda_k1).sum())
+            - torch.exp((attn.lambda_q2 * attn.lambda_k2).sum())
+            + 0.8
+            - 0.6 * np.exp(-0.3 * 10)
+        )
         expected = attn.project_out((1 - lam) * attn.qkv_dwconv7x7(attn.qkv(x)))
     assert torch.allclose(before, after, atol=1e-6)
     assert torch.allclose(before, expected, atol=1e-5)

@@ -45,7 +45,11 @@ def _check(data: bytes) -> None:
 
 
 @FUZZ
-@given(st.sampled_from([b"PK\x03\x04", b"\x80\x02", b"\x80\x05", b""]).flatmap(lambda head: st.binary(max_size=300).map(lambda b: head + b)))
+@given(
+    st.sampled_from([b"PK\x03\x04", b"\x80\x02", b"\x80\x05", b""]).flatmap(
+        lambda head: st.binary(max_size=300).map(lambda b: head + b)
+    )
+)
 def test_random_bytes(data):
     _check(data)
 
@@ -58,12 +62,19 @@ def test_truncated_or_flipped_checkpoint(data):
 
 tensors = st.builds(
     lambda shape, kind: __import__("torch").zeros(shape, dtype=getattr(__import__("torch"), kind)),
-    st.lists(st.integers(0, 3), max_size=4).map(tuple), st.sampled_from(["float32", "int64", "bool", "float16"]))
+    st.lists(st.integers(0, 3), max_size=4).map(tuple),
+    st.sampled_from(["float32", "int64", "bool", "float16"]),
+)
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["conv2.weight", "pre.0.weight", "transform.attn.temperature", "state_dict", "x"]),
-                       tensors | json_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(["conv2.weight", "pre.0.weight", "transform.attn.temperature", "state_dict", "x"]),
+        tensors | json_values,
+        max_size=4,
+    )
+)
 def test_type_confused_state_dicts(state):
     import torch
 

@@ -37,7 +37,7 @@ class LocalSession:
     """Runs the remote side on this machine; records every command line."""
 
     fail_put_after: int | None = None  # simulate a link that drops mid-copy
-    instances: list["LocalSession"] = []
+    instances: list[LocalSession] = []
 
     def __init__(self, target: DeviceTarget, **options: Any) -> None:
         self.target = target
@@ -48,7 +48,7 @@ class LocalSession:
         self._alive = False
         LocalSession.instances.append(self)
 
-    def connect(self) -> "LocalSession":
+    def connect(self) -> LocalSession:
         self._alive = True
         return self
 
@@ -56,7 +56,7 @@ class LocalSession:
     def alive(self) -> bool:
         return self._alive
 
-    def __enter__(self) -> "LocalSession":
+    def __enter__(self) -> LocalSession:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,7 +103,7 @@ class LocalSession:
         self.run(["rm", "-rf", "--", path], timeout=timeout)
 
 
-FAKE_BENCH = r'''#!/bin/sh
+FAKE_BENCH = r"""#!/bin/sh
 # A stand-in device-side python: honours the bench contract, writes one row per --model.
 exec "{python}" - "$@" <<'PY'
 import json, sys
@@ -126,7 +126,7 @@ if "--crash" in args:
 rows = [{{"schema": 1, "device": {{"kind": "rpi", "name": "fake"}}, "model": {{"path": m}}, "argv": args}} for m in models]
 json.dump(rows, open(out, "w"))
 PY
-'''
+"""
 
 
 @pytest.fixture
@@ -166,8 +166,13 @@ def _execute(channel: Any, command: bytes, started: list[subprocess.Popen]) -> N
     Like sshd without a terminal, closing the channel does not stop the command:
     that is what the process-group clean-up has to do.
     """
-    proc = subprocess.Popen(["sh", "-c", command.decode()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        ["sh", "-c", command.decode()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     started.append(proc)
 
     def pump(stream: Any, send: Any) -> None:
@@ -177,8 +182,10 @@ def _execute(channel: Any, command: bytes, started: list[subprocess.Popen]) -> N
             except Exception:
                 pass  # the client went away; the command goes on, as under sshd
 
-    threads = [threading.Thread(target=pump, args=(proc.stdout, channel.sendall), daemon=True),
-               threading.Thread(target=pump, args=(proc.stderr, channel.sendall_stderr), daemon=True)]
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, channel.sendall), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, channel.sendall_stderr), daemon=True),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -191,8 +198,13 @@ def _execute(channel: Any, command: bytes, started: list[subprocess.Popen]) -> N
         pass
 
 
-def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Event,
-           started: list[subprocess.Popen] | None = None) -> None:
+def _serve(
+    sock: socket.socket,
+    host_key: Any,
+    allowed: Any,
+    stop: threading.Event,
+    started: list[subprocess.Popen] | None = None,
+) -> None:
     import paramiko
 
     class Server(paramiko.ServerInterface):
@@ -209,7 +221,9 @@ def _serve(sock: socket.socket, host_key: Any, allowed: Any, stop: threading.Eve
 
         def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
             if started is not None:  # the executing server: sh -c, like a real device
-                threading.Thread(target=lambda: (time.sleep(0.2), _execute(channel, command, started)), daemon=True).start()
+                threading.Thread(
+                    target=lambda: (time.sleep(0.2), _execute(channel, command, started)), daemon=True
+                ).start()
                 return True
             # Echo the command line back so tests can see what arrived;
             # 'sleep ...' never answers (for the time-out test).

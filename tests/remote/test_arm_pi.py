@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mdnet_deploy.errors import BenchFailedError, InputError, UnavailableError
-from mdnet_deploy.remote import check_remote_device, parse_target, run_fleet, run_remote_bench
+from mdnet_deploy.remote import check_remote_device, run_fleet, run_remote_bench
 from mdnet_deploy.remote.session import Session
 
 from .conftest import free_port
@@ -60,10 +59,15 @@ def int8_tflite(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-c", MAKE_TFLITE, str(out)], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         pytest.skip(f"could not make the INT8 TFLite test model: {proc.stderr.strip().splitlines()[-1:]}")
-    meta = ArtifactMeta(format="tflite", precision="int8", num_classes=10, labels=[str(i) for i in range(10)],
-                        input=TensorSpec(shape=[1, 32, 32, 3], layout="NHWC"),
-                        output=TensorSpec(name="logits", shape=[1, 10], layout="NC"),
-                        preprocessing=Preprocessing(size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3))
+    meta = ArtifactMeta(
+        format="tflite",
+        precision="int8",
+        num_classes=10,
+        labels=[str(i) for i in range(10)],
+        input=TensorSpec(shape=[1, 32, 32, 3], layout="NHWC"),
+        output=TensorSpec(name="logits", shape=[1, 10], layout="NC"),
+        preprocessing=Preprocessing(size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3),
+    )
     write_meta(out, meta)
     return out
 
@@ -72,8 +76,12 @@ def int8_tflite(tmp_path_factory):
 def eval_npz(tmp_path_factory):
     rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("eval") / "eval.npz"
-    np.savez(path, x=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
-             y=rng.integers(0, 10, 20).astype(np.int64), labels=np.array([str(i) for i in range(10)]))
+    np.savez(
+        path,
+        x=rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        y=rng.integers(0, 10, 20).astype(np.int64),
+        labels=np.array([str(i) for i in range(10)]),
+    )
     return path
 
 
@@ -95,8 +103,15 @@ def test_setup_installs_the_device_side(pi, set_up):
 def test_int8_tflite_bench_with_eval(pi, common, set_up, int8_tflite, eval_npz):
     lines: list[str] = []
     try:
-        rows = run_remote_bench(pi.target, [int8_tflite], eval_npz, ["--warmup", "2", "--iterations", "5"],
-                                progress=lines.append, timeout=600, **common)
+        rows = run_remote_bench(
+            pi.target,
+            [int8_tflite],
+            eval_npz,
+            ["--warmup", "2", "--iterations", "5"],
+            progress=lines.append,
+            timeout=600,
+            **common,
+        )
     except (BenchFailedError, UnavailableError) as exc:
         if "not implemented yet" in str(exc):
             pytest.skip("the device-side bench command is not implemented yet (contract only)")

@@ -13,8 +13,15 @@ NASTY = "/home/pi/my models/m; rm -rf ~ $(reboot) `id` 'q' \"d\".tflite"
 
 
 def test_bench_command_keeps_every_argument_whole():
-    argv = bench_argv("/v/bin/python", "/w/mdnet_deploy-0.1.0-py3-none-any.whl", "rpi",
-                      [NASTY, "/w/m1/b.tflite"], "/w/eval set.npz", "/w/out.json", ["--threads", "4", "--note", "a b;c"])
+    argv = bench_argv(
+        "/v/bin/python",
+        "/w/mdnet_deploy-0.1.0-py3-none-any.whl",
+        "rpi",
+        [NASTY, "/w/m1/b.tflite"],
+        "/w/eval set.npz",
+        "/w/out.json",
+        ["--threads", "4", "--note", "a b;c"],
+    )
     line = quote_command(argv)
     assert shlex.split(line) == argv  # the remote shell sees exactly the list
     assert argv[argv.index("--model") + 1] == NASTY

@@ -94,9 +94,24 @@ def test_bench_host_that_is_not_ssh_through_the_cli(not_ssh_port, tmp_path):
     """`mdnet-deploy bench -m m.tflite --host pi@127.0.0.1:<web port>`: paramiko's thread printed two tracebacks."""
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    res = subprocess.run([sys.executable, "-m", "mdnet_deploy", "bench", "-m", str(model), "--host", f"pi@127.0.0.1:{not_ssh_port}",
-                          "--known-hosts", str(tmp_path / "kh")], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mdnet_deploy",
+            "bench",
+            "-m",
+            str(model),
+            "--host",
+            f"pi@127.0.0.1:{not_ssh_port}",
+            "--known-hosts",
+            str(tmp_path / "kh"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     assert res.returncode == 6, res.stderr
     assert "Traceback" not in res.stderr and "paramiko" not in res.stderr
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
@@ -123,7 +138,9 @@ def test_port_that_is_not_ssh_gives_one_line_and_no_traceback(tmp_path, capfd):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
-        s = Session(parse_target(f"pi@127.0.0.1:{sock.getsockname()[1]}"), known_hosts=tmp_path / "kh", connect_timeout=3)
+        s = Session(
+            parse_target(f"pi@127.0.0.1:{sock.getsockname()[1]}"), known_hosts=tmp_path / "kh", connect_timeout=3
+        )
         with pytest.raises(UnavailableError) as info:
             s.connect()
         time.sleep(0.3)  # the transport thread logs after the client gave up
@@ -194,14 +211,18 @@ def test_remote_dir_is_validated(remote_dir, tmp_path):
     """`bench --host pi@dev --remote-dir /tmp/a=b`: `env` took the venv python's path as a variable assignment."""
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    assert_one_line_error(run("bench", "-m", model, "--host", "pi@127.0.0.1", "--remote-dir", remote_dir), "--remote-dir")
+    assert_one_line_error(
+        run("bench", "-m", model, "--host", "pi@127.0.0.1", "--remote-dir", remote_dir), "--remote-dir"
+    )
 
 
 def test_inventory_ansible_user_is_validated(tmp_path):
     """`ansible_user: "-oProxyCommand=x"` in an inventory was taken as is; --host's user@ was already checked."""
     inv = tmp_path / "inv.yml"
-    inv.write_text('all:\n  hosts:\n    pi1:\n      ansible_host: 127.0.0.1\n      ansible_user: "-oProxyCommand=x"\n'
-                   "      mdnet_device: rpi\n")
+    inv.write_text(
+        'all:\n  hosts:\n    pi1:\n      ansible_host: 127.0.0.1\n      ansible_user: "-oProxyCommand=x"\n'
+        "      mdnet_device: rpi\n"
+    )
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
     assert_one_line_error(run("bench", "-m", model, "--inventory", inv), "ansible_user", "-oProxyCommand=x")
@@ -209,8 +230,19 @@ def test_inventory_ansible_user_is_validated(tmp_path):
 
 def test_missing_inventory_key_hint_names_the_inventory(tmp_path):
     """An inventory host whose ansible_ssh_private_key_file is missing: the hint said --identity, which --inventory refuses."""
-    [target] = parse_inventory({"all": {"hosts": {"pi1": {"ansible_host": "127.0.0.1", "mdnet_device": "rpi",
-                                                          "ansible_ssh_private_key_file": str(tmp_path / "nokey")}}}})
+    [target] = parse_inventory(
+        {
+            "all": {
+                "hosts": {
+                    "pi1": {
+                        "ansible_host": "127.0.0.1",
+                        "mdnet_device": "rpi",
+                        "ansible_ssh_private_key_file": str(tmp_path / "nokey"),
+                    }
+                }
+            }
+        }
+    )
     with pytest.raises(InputError) as info:
         Session(target, known_hosts=tmp_path / "kh").connect()
     assert "ansible_ssh_private_key_file" in str(info.value) and "--identity" not in str(info.value)
@@ -223,7 +255,9 @@ def test_intermediate_folders_of_a_custom_remote_dir_are_removed(local_device, w
     root = tmp_path / "device" / "new" / "a" / "b"
     (tmp_path / "device").mkdir()
     with pytest.raises(InputError, match="--setup"):  # no venv there: fails after the folders were made
-        run_remote_bench(local_device["target"], [model], remote_root=str(root), wheel=wheel, session_factory=LocalSession)
+        run_remote_bench(
+            local_device["target"], [model], remote_root=str(root), wheel=wheel, session_factory=LocalSession
+        )
     assert os.listdir(tmp_path / "device") == []
 
 
@@ -238,8 +272,12 @@ def test_fleet_worker_stops_its_device_job_when_the_run_is_interrupted(ssh_exec_
     def worker() -> None:
         with session(ssh_exec_server, tmp_path / "kh", accept_new_host_key=True) as s:
             try:
-                s.run(["sh", "-c", JOB, "sh", str(pidfile)], timeout=60, group=sys.executable,
-                      on_stderr=lambda line: started.set() if line == "started" else None)
+                s.run(
+                    ["sh", "-c", JOB, "sh", str(pidfile)],
+                    timeout=60,
+                    group=sys.executable,
+                    on_stderr=lambda line: started.set() if line == "started" else None,
+                )
             except BaseException as exc:  # noqa: BLE001 - the test inspects what the worker saw
                 outcome.append(exc)
 

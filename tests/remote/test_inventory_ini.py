@@ -116,13 +116,17 @@ def test_bad_ini_is_one_line_with_the_line_number(tmp_path, text, fragment):
 
 def test_ansible_inventory_listing_is_converted():
     listing = {
-        "_meta": {"hostvars": {"a": {"ansible_host": "10.0.0.1", "mdnet_device": "rpi"}, "b": {"mdnet_device": "jetson"}}},
+        "_meta": {
+            "hostvars": {"a": {"ansible_host": "10.0.0.1", "mdnet_device": "rpi"}, "b": {"mdnet_device": "jetson"}}
+        },
         "all": {"children": ["ungrouped", "g"]},
         "ungrouped": {"hosts": ["b"]},
         "g": {"hosts": ["a"]},
     }
     data = _from_listing(listing)
-    assert data == {"all": {"hosts": {"b": {"mdnet_device": "jetson"}, "a": {"ansible_host": "10.0.0.1", "mdnet_device": "rpi"}}}}
+    assert data == {
+        "all": {"hosts": {"b": {"mdnet_device": "jetson"}, "a": {"ansible_host": "10.0.0.1", "mdnet_device": "rpi"}}}
+    }
     assert _from_listing({"_meta": {"hostvars": {}}, "all": {"children": []}}) is None
 
 

@@ -38,8 +38,14 @@ def private_tmp(tmp_path, monkeypatch):
 def run(local_device, wheel, models, **kw):
     paths, ev = models
     return run_remote_bench(
-        local_device["target"], paths, ev, kw.pop("bench_args", ["--threads", "2"]),
-        remote_root=local_device["root"], wheel=wheel, session_factory=LocalSession, **kw,
+        local_device["target"],
+        paths,
+        ev,
+        kw.pop("bench_args", ["--threads", "2"]),
+        remote_root=local_device["root"],
+        wheel=wheel,
+        session_factory=LocalSession,
+        **kw,
     )
 
 
@@ -109,8 +115,9 @@ def test_full_disk_is_detected_before_copying(local_device, wheel, models, monke
 
 def test_missing_model_is_input_error(local_device, wheel, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        run_remote_bench(local_device["target"], [tmp_path / "nope.tflite"], None, wheel=wheel,
-                         session_factory=LocalSession)
+        run_remote_bench(
+            local_device["target"], [tmp_path / "nope.tflite"], None, wheel=wheel, session_factory=LocalSession
+        )
     assert LocalSession.instances == []  # refused before any connection
 
 
@@ -125,10 +132,24 @@ def test_fleet_merges_rows_and_reports_failures(local_device, wheel, models):
         return run_remote_bench(t, *a, **kw)
 
     lines = []
-    rows = run_fleet([bad, good], paths, ev, [], bench=bench, progress=lines.append, max_parallel=2,
-                     remote_root=local_device["root"], wheel=wheel, session_factory=LocalSession)
+    rows = run_fleet(
+        [bad, good],
+        paths,
+        ev,
+        [],
+        bench=bench,
+        progress=lines.append,
+        max_parallel=2,
+        remote_root=local_device["root"],
+        wheel=wheel,
+        session_factory=LocalSession,
+    )
     assert [(r["remote"]["target"], r["status"]) for r in rows] == [
-        ("broken", "failed"), ("broken", "failed"), (good.label, "ok"), (good.label, "ok")]
+        ("broken", "failed"),
+        ("broken", "failed"),
+        (good.label, "ok"),
+        (good.label, "ok"),
+    ]
     assert "connection refused" in rows[0]["reason"]
     assert any(l.startswith("[broken] failed:") for l in lines)
 
@@ -149,8 +170,9 @@ def test_engine_is_built_on_the_device_and_fetched(local_device, wheel, tmp_path
     out = tmp_path / "out" / "m.int8.engine"
     out.parent.mkdir()
     jetson = local_device["target"].with_(device="jetson")
-    got = build_remote_engine(jetson, onnx, out, ["--int8"], remote_root=local_device["root"], wheel=wheel,
-                              session_factory=LocalSession)
+    got = build_remote_engine(
+        jetson, onnx, out, ["--int8"], remote_root=local_device["root"], wheel=wheel, session_factory=LocalSession
+    )
     assert got == out and out.read_bytes() == b"ENGINE"
     assert (tmp_path / "out" / "m.int8.engine.json").read_text() == '{"format": "engine"}'
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.int8.engine", "m.int8.engine.json"]

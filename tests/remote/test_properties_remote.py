@@ -29,12 +29,21 @@ GOOD_INVENTORY = """all:
         nano: {ansible_host: nano.local, ansible_ssh_private_key_file: keys/id}
 """
 host_vars = st.dictionaries(
-    st.sampled_from(["ansible_host", "ansible_user", "ansible_port", "mdnet_device", "ansible_ssh_private_key_file", "x"]),
-    json_values, max_size=4)
+    st.sampled_from(
+        ["ansible_host", "ansible_user", "ansible_port", "mdnet_device", "ansible_ssh_private_key_file", "x"]
+    ),
+    json_values,
+    max_size=4,
+)
 
 
 @FUZZ
-@given(json_values | st.fixed_dictionaries({"all": st.fixed_dictionaries({"hosts": st.dictionaries(st.text(max_size=6), host_vars, max_size=3)})}))
+@given(
+    json_values
+    | st.fixed_dictionaries(
+        {"all": st.fixed_dictionaries({"hosts": st.dictionaries(st.text(max_size=6), host_vars, max_size=3)})}
+    )
+)
 def test_inventory_data(data):
     only_our_errors(lambda: parse_inventory(data, "inv.yml", default_device=None))
 
@@ -52,8 +61,11 @@ def test_inventory_text(text):
 lines = st.one_of(
     st.text(max_size=80),
     st.sampled_from(["@cert-authority", "@revoked", "host", "|1|abc|def", "[h]:22", "*"]).flatmap(
-        lambda head: st.tuples(st.sampled_from(["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "x"]),
-                               truncations(KEY.encode()).map(lambda b: b.decode("latin-1"))).map(lambda t: f"{head} * {t[0]} {t[1]}")),
+        lambda head: st.tuples(
+            st.sampled_from(["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "x"]),
+            truncations(KEY.encode()).map(lambda b: b.decode("latin-1")),
+        ).map(lambda t: f"{head} * {t[0]} {t[1]}")
+    ),
 )
 
 

@@ -41,7 +41,12 @@ def ssh_config(tmp_path, monkeypatch):
 def test_host_alias_takes_every_option(ssh_config):
     t = parse_target("orin", device="jetson")
     assert (t.host, t.user, t.port, t.identity, t.proxy_jump) == (
-        "192.168.1.30", "nvidia", 2222, str(ssh_config), "admin@bastion:2200")
+        "192.168.1.30",
+        "nvidia",
+        2222,
+        str(ssh_config),
+        "admin@bastion:2200",
+    )
     assert t.label == "orin"  # tables show what the user typed
 
 

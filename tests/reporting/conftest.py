@@ -25,9 +25,19 @@ def quant_reports(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from mdnet_deploy.calibration import quantize_model
 
     root = tmp_path_factory.mktemp("quant")
-    ranked = quantize_model(tiny_onnx, root / "model.int8.onnx", "digits:train", calib_size=32, sensitivity_images=4, force=True)
-    guarded = quantize_model(tiny_onnx, root / "guarded" / "model.int8.onnx", "digits:train", calib_size=32,
-                             sensitivity_images=4, eval_spec="digits:test", eval_size=50, force=True)
+    ranked = quantize_model(
+        tiny_onnx, root / "model.int8.onnx", "digits:train", calib_size=32, sensitivity_images=4, force=True
+    )
+    guarded = quantize_model(
+        tiny_onnx,
+        root / "guarded" / "model.int8.onnx",
+        "digits:train",
+        calib_size=32,
+        sensitivity_images=4,
+        eval_spec="digits:test",
+        eval_size=50,
+        force=True,
+    )
     return {"ranked": ranked.report_path, "guarded": guarded.report_path, "int8": ranked.path}
 
 
@@ -46,8 +56,14 @@ def bench_rows(tiny_onnx: Path, quant_reports: dict[str, Path], tmp_path_factory
     root = tmp_path_factory.mktemp("bench")
     log = write_power_log(root / "power.csv")
     return bench_models(
-        [tiny_onnx, quant_reports["int8"]], device="host", eval_spec=str(write_eval_npz(root / "eval.npz")), threads=1,
-        warmup="2", iterations=30, power_meter=f"csv:{log}", profile_runs=3,
+        [tiny_onnx, quant_reports["int8"]],
+        device="host",
+        eval_spec=str(write_eval_npz(root / "eval.npz")),
+        threads=1,
+        warmup="2",
+        iterations=30,
+        power_meter=f"csv:{log}",
+        profile_runs=3,
     )
 
 

@@ -48,10 +48,23 @@ def chromium() -> str:
     return path
 
 
-def test_report_renders_in_chromium(chromium: str, results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
+def test_report_renders_in_chromium(
+    chromium: str, results_json: Path, quant_reports: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(main, ["report", str(results_json), "--quant", str(quant_reports["ranked"]),
-                                    "--quant", str(quant_reports["guarded"]), "-o", str(out)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "report",
+            str(results_json),
+            "--quant",
+            str(quant_reports["ranked"]),
+            "--quant",
+            str(quant_reports["guarded"]),
+            "-o",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     url = out.resolve().as_uri()
 
@@ -70,5 +83,7 @@ def test_report_renders_in_chromium(chromium: str, results_json: Path, quant_rep
     assert sum(n.startswith("power-") for n in names) == 2
     empty = [c for c in charts if c["marks"] == 0 or c["width"] < 100 or c["height"] < 50]
     assert not empty, f"charts drawn as empty frames: {empty}"
-    assert sorted_p50["asc"] == sorted(sorted_p50["asc"]) and sorted_p50["desc"] == sorted(sorted_p50["desc"], reverse=True)
+    assert sorted_p50["asc"] == sorted(sorted_p50["asc"]) and sorted_p50["desc"] == sorted(
+        sorted_p50["desc"], reverse=True
+    )
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -155,8 +155,12 @@ def test_bad_files_are_one_line_errors(bench_rows: list[dict], tmp_path: Path) -
     good = _write(tmp_path / "base.json", bench_rows)
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
-    for other, fragment in ((tmp_path / "missing.json", "does not exist"), (tmp_path / "bad.json", "not valid JSON"),
-                            (tmp_path / "other.json", "not a bench results file"), (tmp_path, "is a folder")):
+    for other, fragment in (
+        (tmp_path / "missing.json", "does not exist"),
+        (tmp_path / "bad.json", "not valid JSON"),
+        (tmp_path / "other.json", "not a bench results file"),
+        (tmp_path, "is a folder"),
+    ):
         res = _run(good, other)
         assert res.exit_code == 2, res.output
         assert "Traceback" not in res.output and fragment in res.stderr

@@ -17,8 +17,20 @@ MAX_BYTES_20_ROWS = 5 * 1024 * 1024
 
 
 def _report(results_json: Path, quant_reports: dict[str, Path], out: Path, *extra: str):
-    return CliRunner().invoke(main, ["report", str(results_json), "--quant", str(quant_reports["ranked"]),
-                                     "--quant", str(quant_reports["guarded"]), "-o", str(out), *extra])
+    return CliRunner().invoke(
+        main,
+        [
+            "report",
+            str(results_json),
+            "--quant",
+            str(quant_reports["ranked"]),
+            "--quant",
+            str(quant_reports["guarded"]),
+            "-o",
+            str(out),
+            *extra,
+        ],
+    )
 
 
 def test_report_has_every_section(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
@@ -26,8 +38,15 @@ def test_report_has_every_section(results_json: Path, quant_reports: dict[str, P
     res = _report(results_json, quant_reports, out)
     assert res.exit_code == 0, res.output
     page = out.read_text()
-    for chart in ("pareto-top1-latency", "pareto-top1-energy", "pareto-size-latency", "latency-distribution",
-                  "sensitivity-", "guard-", "profile-"):
+    for chart in (
+        "pareto-top1-latency",
+        "pareto-top1-energy",
+        "pareto-size-latency",
+        "latency-distribution",
+        "sensitivity-",
+        "guard-",
+        "profile-",
+    ):
         assert f'data-chart="{chart}' in page, chart
     assert page.count('data-chart="power-') == 2  # the csv meter kept a trace for both rows
     assert "transform.attn.qkv_dwconv7x7" in page  # the profile speaks MDNET module names
@@ -42,7 +61,9 @@ def test_report_is_self_contained(results_json: Path, quant_reports: dict[str, P
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     urls = set(re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page))
     assert all(u.startswith("#") for u in urls), urls  # in-page anchors only
-    assert "http" not in page.replace("http://www.w3.org/2000/svg", "").replace('http-equiv="Content-Security-Policy"', "")
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "").replace(
+        'http-equiv="Content-Security-Policy"', ""
+    )
     assert "@import" not in page and "url(" not in page
 
 
@@ -74,8 +95,14 @@ def test_names_from_files_are_escaped(bench_rows: list[dict], tmp_path: Path) ->
 
 def test_failed_and_unmeasured_rows_say_why(bench_rows: list[dict], tmp_path: Path) -> None:
     rows = copy.deepcopy(bench_rows)
-    rows[1].update(status="failed", reason="ONNX Runtime cannot open model.int8.onnx: bad file", latency_ms=None,
-                   accuracy=None, energy=None, throughput_ips=None)
+    rows[1].update(
+        status="failed",
+        reason="ONNX Runtime cannot open model.int8.onnx: bad file",
+        latency_ms=None,
+        accuracy=None,
+        energy=None,
+        throughput_ips=None,
+    )
     rows[0].update(energy=None, energy_unavailable="no power meter works here")
     rows[0].pop("profile", None)
     src = tmp_path / "r.json"

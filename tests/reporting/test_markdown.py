@@ -13,8 +13,20 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _md(results_json: Path, quant_reports: dict[str, Path], out: Path, *extra: str):
-    return CliRunner().invoke(main, ["report", str(results_json), "--quant", str(quant_reports["ranked"]),
-                                     "--quant", str(quant_reports["guarded"]), "-o", str(out), *extra])
+    return CliRunner().invoke(
+        main,
+        [
+            "report",
+            str(results_json),
+            "--quant",
+            str(quant_reports["ranked"]),
+            "--quant",
+            str(quant_reports["guarded"]),
+            "-o",
+            str(out),
+            *extra,
+        ],
+    )
 
 
 def test_markdown_with_png_figures(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
@@ -34,7 +46,9 @@ def test_markdown_with_png_figures(results_json: Path, quant_reports: dict[str, 
     assert "| model | precision | runtime |" in text and "model.int8.onnx" in text
 
 
-def test_markdown_figures_are_not_replaced_without_force(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
+def test_markdown_figures_are_not_replaced_without_force(
+    results_json: Path, quant_reports: dict[str, Path], tmp_path: Path
+) -> None:
     pytest.importorskip("matplotlib", reason="the [report] extra (matplotlib) draws the Markdown figures")
     out = tmp_path / "report.md"
     figs = tmp_path / "report_files"

@@ -47,7 +47,11 @@ def test_ort_session_profile_file_is_parsed_per_run(tiny_onnx: Path, tmp_path: P
     _check_shape(profile)
     assert profile["runs"] == 3  # the first call is discarded
     assert profile["run_ms"] > 0
-    nodes = {e["name"][: -len("_kernel_time")] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")}
+    nodes = {
+        e["name"][: -len("_kernel_time")]
+        for e in events
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+    }
     assert {la["name"] for la in profile["layers"]} == nodes
     # Every node ran once per call in this graph.
     assert all(la["calls"] == pytest.approx(1.0) for la in profile["layers"])
@@ -74,28 +78,49 @@ def test_ort_runner_profile_uses_a_separate_session(tiny_onnx: Path) -> None:
     assert len(top_layers(profile, 10)) == 10
 
 
-@pytest.mark.parametrize(("name", "op", "module", "fused"), [
-    ("/transform/attn/qkv_dwconv7x7/Conv_output_0_nchwc", "Conv", "transform.attn.qkv_dwconv7x7", None),
-    ("/stage2/stage2.1/residual/residual.0/Conv", "Conv", "stage2.1.residual.0", None),
-    ("/stage1/residual/residual.2/Clip_output_0_nchwc", "Conv", "stage1.residual.2", "Clip"),
-    ("/transform/attn/MatMul/MatmulTransposeFusion/", "FusedMatMul", "transform.attn", None),
-    ("/stage1/residual/residual.0/Conv + /stage1/residual/residual.2/Clip", None, "stage1.residual.0", None),  # TensorRT
-    ("PWN(/transform/ffn/Relu_2, /transform/ffn/Concat_2)", None, "transform.ffn", None),
-    ("{ForeignNode[/transform/norm1/ReduceMean.../transform/Add_1]}", None, "transform.norm1", None),
-    ("Reformatting CopyNode for Input Tensor 0 to /pre/pre.0/Conv", None, "", None),
-    ("ReorderOutput_token_189", "ReorderOutput", "", None),
-    ("/Flatten", "Flatten", "", None),
-])
+@pytest.mark.parametrize(
+    ("name", "op", "module", "fused"),
+    [
+        ("/transform/attn/qkv_dwconv7x7/Conv_output_0_nchwc", "Conv", "transform.attn.qkv_dwconv7x7", None),
+        ("/stage2/stage2.1/residual/residual.0/Conv", "Conv", "stage2.1.residual.0", None),
+        ("/stage1/residual/residual.2/Clip_output_0_nchwc", "Conv", "stage1.residual.2", "Clip"),
+        ("/transform/attn/MatMul/MatmulTransposeFusion/", "FusedMatMul", "transform.attn", None),
+        (
+            "/stage1/residual/residual.0/Conv + /stage1/residual/residual.2/Clip",
+            None,
+            "stage1.residual.0",
+            None,
+        ),  # TensorRT
+        ("PWN(/transform/ffn/Relu_2, /transform/ffn/Concat_2)", None, "transform.ffn", None),
+        ("{ForeignNode[/transform/norm1/ReduceMean.../transform/Add_1]}", None, "transform.norm1", None),
+        ("Reformatting CopyNode for Input Tensor 0 to /pre/pre.0/Conv", None, "", None),
+        ("ReorderOutput_token_189", "ReorderOutput", "", None),
+        ("/Flatten", "Flatten", "", None),
+    ],
+)
 def test_layer_names_map_to_mdnet_modules(name: str, op: str | None, module: str, fused: str | None) -> None:
     assert module_of(name, op) == (module, fused)
 
 
 def test_blocks_follow_the_quantize_rule() -> None:
-    blocks = assign_blocks(["transform.attn.qkv", "transform.ffn.project_in", "stage1.residual.0", "stage4.2.residual.0",
-                            "stage4.0.residual.3", "pre.0"])
-    assert blocks == {"transform.attn.qkv": "transform.attn", "transform.ffn.project_in": "transform.ffn",
-                      "stage1.residual.0": "stage1", "stage4.2.residual.0": "stage4.2", "stage4.0.residual.3": "stage4.0",
-                      "pre.0": "pre"}
+    blocks = assign_blocks(
+        [
+            "transform.attn.qkv",
+            "transform.ffn.project_in",
+            "stage1.residual.0",
+            "stage4.2.residual.0",
+            "stage4.0.residual.3",
+            "pre.0",
+        ]
+    )
+    assert blocks == {
+        "transform.attn.qkv": "transform.attn",
+        "transform.ffn.project_in": "transform.ffn",
+        "stage1.residual.0": "stage1",
+        "stage4.2.residual.0": "stage4.2",
+        "stage4.0.residual.3": "stage4.0",
+        "pre.0": "pre",
+    }
 
 
 def _trtexec_export(count: int, layers: list[tuple[str, float]]) -> str:
@@ -103,14 +128,22 @@ def _trtexec_export(count: int, layers: list[tuple[str, float]]) -> str:
     total = sum(t for _, t in layers)
     text = "[\n" + f'  {{ "count" : {count} }}\n'
     for name, t in layers:
-        text += (f', {{ "name" : "{name}", "timeMs" : {t}, "averageMs" : {t / count}, "medianMs" : {t / count}, '
-                 f'"percentage" : {t / total * 100} }}\n')
+        text += (
+            f', {{ "name" : "{name}", "timeMs" : {t}, "averageMs" : {t / count}, "medianMs" : {t / count}, '
+            f'"percentage" : {t / total * 100} }}\n'
+        )
     return text + "]\n"
 
 
 def test_trtexec_export_profile_is_parsed() -> None:
-    text = _trtexec_export(50, [("/pre/pre.0/Conv + /pre/pre.2/Clip", 5.0), ("/transform/attn/qkv_dwconv7x7/Conv", 20.0),
-                                ("Reformatting CopyNode for Input Tensor 0 to /conv2/Conv", 1.0)])
+    text = _trtexec_export(
+        50,
+        [
+            ("/pre/pre.0/Conv + /pre/pre.2/Clip", 5.0),
+            ("/transform/attn/qkv_dwconv7x7/Conv", 20.0),
+            ("Reformatting CopyNode for Input Tensor 0 to /conv2/Conv", 1.0),
+        ],
+    )
     profile = parse_trtexec_profile(text)
     _check_shape(profile)
     assert profile["runs"] == 50 and profile["runtime"] == "tensorrt"
@@ -138,13 +171,17 @@ def test_trtexec_profile_runs_where_trtexec_exists(tmp_path: Path) -> None:
     from mdnet_deploy.export.tensorrt.trtexec import find_trtexec
 
     if find_trtexec() is None:
-        pytest.skip("trtexec is not installed here (it comes with TensorRT / JetPack); its export format is tested above")
+        pytest.skip(
+            "trtexec is not installed here (it comes with TensorRT / JetPack); its export format is tested above"
+        )
     pytest.skip("profiling with trtexec needs an engine built on this GPU; run bench --profile on the device")
 
 
 @pytest.mark.tensorrt
 def test_tensorrt_layer_profiler() -> None:
-    pytest.importorskip("tensorrt", reason="TensorRT's Python bindings are not installed here (x86 NVIDIA hosts, Jetson)")
+    pytest.importorskip(
+        "tensorrt", reason="TensorRT's Python bindings are not installed here (x86 NVIDIA hosts, Jetson)"
+    )
     from mdnet_deploy.runtimes.tensorrt import TensorRTRunner
 
     ok, why = TensorRTRunner.available()

@@ -44,8 +44,9 @@ def test_missing_provider_is_unavailable(onnx_model):
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this ONNX Runtime has CUDA")
     with pytest.raises(UnavailableError, match="lacks CUDAExecutionProvider"):
-        OnnxRuntimeRunner(onnx_model, read_meta(onnx_model),
-                          providers=("CUDAExecutionProvider", "CPUExecutionProvider")).open()
+        OnnxRuntimeRunner(
+            onnx_model, read_meta(onnx_model), providers=("CUDAExecutionProvider", "CPUExecutionProvider")
+        ).open()
 
 
 def test_nhwc_int8_io_conversion_in_prepare_and_finish(onnx_model):

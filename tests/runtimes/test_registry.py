@@ -14,8 +14,11 @@ def available(monkeypatch):
     """Pretend a chosen set of runtimes works here."""
 
     def set_(*names):
-        monkeypatch.setattr(registry, "runtime_available",
-                            lambda n: (True, "1.0") if n in names else (False, f"{n} missing here; install it"))
+        monkeypatch.setattr(
+            registry,
+            "runtime_available",
+            lambda n: (True, "1.0") if n in names else (False, f"{n} missing here; install it"),
+        )
 
     return set_
 
@@ -57,8 +60,11 @@ def test_explicit_runtime(available):
 
 def test_missing_runner_module_is_a_reason_not_a_crash(monkeypatch):
     spec = registry.RUNTIMES["tflite"]
-    monkeypatch.setitem(registry.RUNTIMES, "tflite",
-                        registry.RuntimeSpec("tflite", "mdnet_deploy.runtimes.no_such_module", "X", spec.formats, spec.install))
+    monkeypatch.setitem(
+        registry.RUNTIMES,
+        "tflite",
+        registry.RuntimeSpec("tflite", "mdnet_deploy.runtimes.no_such_module", "X", spec.formats, spec.install),
+    )
     ok, why = registry.runtime_available("tflite")
     assert not ok and "not part of this mdnet-deploy install" in why
     with pytest.raises(UnavailableError):

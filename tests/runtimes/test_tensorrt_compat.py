@@ -47,7 +47,9 @@ def test_other_tensorrt_version_is_refused_with_both_versions_and_the_command() 
 def test_other_gpu_is_refused() -> None:
     here = {"tensorrt": "8.5.2.2", "gpu": "NVIDIA GeForce RTX 3060", "compute_capability": "8.6"}
     with pytest.raises(ArtifactError) as info:
-        check_engine_compat(ORIN_85, here, rebuild="mdnet-deploy compile x.onnx --target tensorrt --precision int8 -o x.engine --force")
+        check_engine_compat(
+            ORIN_85, here, rebuild="mdnet-deploy compile x.onnx --target tensorrt --precision int8 -o x.engine --force"
+        )
     msg = str(info.value)
     assert "on Orin (compute 8.7)" in msg and "on NVIDIA GeForce RTX 3060 (compute 8.6)" in msg
     assert "different GPU" in msg and "TensorRT version" not in msg.split("(different")[1].split(")")[0]
@@ -57,7 +59,9 @@ def test_other_gpu_is_refused() -> None:
 def test_same_compute_capability_other_gpu_name_is_refused() -> None:
     built = {"tensorrt": "10.3.0", "gpu": "NVIDIA A10", "compute_capability": "8.6"}
     with pytest.raises(ArtifactError, match="different GPU"):
-        check_engine_compat(built, {"tensorrt": "10.3.0", "gpu": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"})
+        check_engine_compat(
+            built, {"tensorrt": "10.3.0", "gpu": "NVIDIA GeForce RTX 3090", "compute_capability": "8.6"}
+        )
 
 
 def test_both_differ() -> None:
@@ -67,7 +71,13 @@ def test_both_differ() -> None:
 
 @pytest.mark.parametrize(
     ("a", "b", "same"),
-    [("8.5.2.2", "8.5.2", True), ("8.5.2", "8.5.3", False), ("10.3.0", "10.3.0.26", True), ("8.6.1", "10.3.0", False), ("", "8.5", False)],
+    [
+        ("8.5.2.2", "8.5.2", True),
+        ("8.5.2", "8.5.3", False),
+        ("10.3.0", "10.3.0.26", True),
+        ("8.6.1", "10.3.0", False),
+        ("", "8.5", False),
+    ],
 )
 def test_version_comparison(a: str, b: str, same: bool) -> None:
     assert same_tensorrt(a, b) is same
@@ -76,9 +86,21 @@ def test_version_comparison(a: str, b: str, same: bool) -> None:
 @pytest.mark.parametrize(
     ("line", "l4t", "jetpack"),
     [
-        ("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022", "32.7.1", "4.6.1"),
-        ("# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023", "35.4.1", "5.1.2"),
-        ("# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024", "36.3.0", "6.0"),
+        (
+            "# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64, DATE: Sat Feb 19 17:05:08 UTC 2022",
+            "32.7.1",
+            "4.6.1",
+        ),
+        (
+            "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: Tue Aug  1 19:57:35 UTC 2023",
+            "35.4.1",
+            "5.1.2",
+        ),
+        (
+            "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, DATE: Mon May  6 17:34:21 UTC 2024",
+            "36.3.0",
+            "6.0",
+        ),
         ("# R99 (release), REVISION: 1.0, GCID: 1, BOARD: x, EABI: aarch64, DATE: -", "99.1.0", None),
     ],
 )
@@ -90,7 +112,9 @@ def test_l4t_release(tmp_path: Path, line: str, l4t: str, jetpack: str | None) -
 
 def test_l4t_release_from_the_etc_root_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # MDNET_DEPLOY_ETC_ROOT is the etc folder itself, for devices/ and the engine target alike.
-    (tmp_path / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64\n")
+    (tmp_path / "nv_tegra_release").write_text(
+        "# R36 (release), REVISION: 4.3, GCID: 1, BOARD: generic, EABI: aarch64\n"
+    )
     monkeypatch.setenv("MDNET_DEPLOY_ETC_ROOT", str(tmp_path))
     assert read_l4t_release() == {"l4t": "36.4.3", "jetpack": "6.2", "l4t_board": "generic"}
 
@@ -131,11 +155,12 @@ def _engine_with_sidecar(tmp_path: Path, target: dict[str, Any]) -> Path:
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"not really an engine")
     meta = ArtifactMeta(
-        format="engine", precision="int8", num_classes=10,
+        format="engine",
+        precision="int8",
+        num_classes=10,
         input=TensorSpec(name="input", shape=["batch", 3, 32, 32]),
-        parent={"path": "/work/out/m.int8.onnx", "sha256": "0" * 64, "bytes": 1}, target=target,
+        parent={"path": "/work/out/m.int8.onnx", "sha256": "0" * 64, "bytes": 1},
+        target=target,
     )
     write_meta(engine, meta)
     return engine
-
-

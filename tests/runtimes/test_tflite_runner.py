@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (pip install ai-edge-litert)")
-pytest.importorskip("litert_torch", reason="the test artifacts are made with litert-torch (pip install 'mdnet-deploy[tflite]')")
-
-from tests.helpers import tflite as fx
+pytest.importorskip(
+    "litert_torch", reason="the test artifacts are made with litert-torch (pip install 'mdnet-deploy[tflite]')"
+)
 
 from mdnet_deploy.artifact import read_meta
 from mdnet_deploy.errors import ArtifactError, UnavailableError
 from mdnet_deploy.runtimes import tflite as tflite_mod
 from mdnet_deploy.runtimes.tflite import TfliteRunner
+from tests.helpers import tflite as fx
 
 ROOT = Path(__file__).resolve().parents[2]
-
 
 
 def infer_each(runner: TfliteRunner, x: np.ndarray) -> np.ndarray:
@@ -112,7 +112,9 @@ for path in {json.dumps([str(tflite_fp32.path), str(tflite_int8_io.path)])}:
         out[path] = [list(y.shape), r.input_spec.dtype, r.describe()["delegation"]["delegate"]]
 print(json.dumps(out))
 """
-    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [v[:2] for v in out.values()] == [[[2, 10], "float32"], [[2, 10], "int8"]]

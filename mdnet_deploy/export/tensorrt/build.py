@@ -71,7 +71,9 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxSummary:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf decode errors have many types
-        raise InputError(f"{path} is not a readable ONNX model ({type(exc).__name__}); re-export it with 'mdnet-deploy export'") from None
+        raise InputError(
+            f"{path} is not a readable ONNX model ({type(exc).__name__}); re-export it with 'mdnet-deploy export'"
+        ) from None
     ops = {node.op_type for node in model.graph.node}
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
@@ -81,7 +83,9 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxSummary:
         name = inputs[0].name
         dims = inputs[0].type.tensor_type.shape.dim
         shape = [d.dim_param or (int(d.dim_value) if d.dim_value > 0 else "?") for d in dims]
-    return OnnxSummary(has_qdq=bool(ops & _QDQ_OPS), qoperator=bool(ops & _QOPERATOR_OPS), input_name=name, input_shape=shape)
+    return OnnxSummary(
+        has_qdq=bool(ops & _QDQ_OPS), qoperator=bool(ops & _QOPERATOR_OPS), input_name=name, input_shape=shape
+    )
 
 
 def tensorrt_bindings() -> tuple[bool, str]:
@@ -102,7 +106,10 @@ def tensorrt_here() -> tuple[str | None, str]:
     if tool is not None:
         version = probe_trtexec_version(tool)
         return version, f"trtexec at {tool}"
-    return None, f"no TensorRT here: bindings not importable ({found}) and no trtexec (PATH, {DEFAULT_LOCATIONS[0]}, ${TRTEXEC_ENV})"
+    return (
+        None,
+        f"no TensorRT here: bindings not importable ({found}) and no trtexec (PATH, {DEFAULT_LOCATIONS[0]}, ${TRTEXEC_ENV})",
+    )
 
 
 def doctor_report() -> dict[str, Any]:
@@ -141,7 +148,9 @@ def build_engine(
     precision = _check_options(precision, workspace_mib, dla_core)
     spec = BatchSpec.parse(batch)
     if not onnx_path.is_file():
-        raise InputError(f"{onnx_path}: no such ONNX file; give the output of 'mdnet-deploy quantize' (model.int8.onnx)")
+        raise InputError(
+            f"{onnx_path}: no such ONNX file; give the output of 'mdnet-deploy quantize' (model.int8.onnx)"
+        )
     if format_of(onnx_path) != "onnx":
         raise InputError(f"{onnx_path}: TensorRT engines are built from an ONNX model, not a {onnx_path.suffix} file")
     if out.suffix.lower() not in (".engine", ".plan"):
@@ -160,12 +169,29 @@ def build_engine(
         raise InputError(
             f"{onnx_path} has a fixed batch of {shape[0]}; build with --batch {shape[0]} or re-export the ONNX with a dynamic batch"
         )
-    req = _Request(onnx_path, out, resolved, spec, workspace_mib, dla_core, strongly_typed, input_name,
-                   _chw(summary.input_shape, list(meta.input.shape)), dynamic, summary.has_qdq, precision)
+    req = _Request(
+        onnx_path,
+        out,
+        resolved,
+        spec,
+        workspace_mib,
+        dla_core,
+        strongly_typed,
+        input_name,
+        _chw(summary.input_shape, list(meta.input.shape)),
+        dynamic,
+        summary.has_qdq,
+        precision,
+    )
     tool = _pick_trtexec(trtexec, req)
     target, build = _build_with_python(req) if tool is None else _build_with_trtexec(req, tool, timeout_s)
-    build.update(precision=resolved, batch=spec.to_dict(), workspace_mib=workspace_mib, dla_core=dla_core,
-                 command=rebuild_command(onnx_path.resolve(), out.resolve(), precision, workspace_mib, spec, dla_core))
+    build.update(
+        precision=resolved,
+        batch=spec.to_dict(),
+        workspace_mib=workspace_mib,
+        dla_core=dla_core,
+        command=rebuild_command(onnx_path.resolve(), out.resolve(), precision, workspace_mib, spec, dla_core),
+    )
     target["typing"] = build["typing"]
     target["device"] = build["device"]
     target["build"] = build
@@ -234,12 +260,26 @@ class _Request:
         check_dla(self.dla_core, version, _sys.device_tree_model())
         return plan
 
-    def trtexec_argv(self, tool: str | os.PathLike[str], engine: str | os.PathLike[str], trt_version: str | None = None,
-                     onnx: Path | None = None) -> list[str]:
+    def trtexec_argv(
+        self,
+        tool: str | os.PathLike[str],
+        engine: str | os.PathLike[str],
+        trt_version: str | None = None,
+        onnx: Path | None = None,
+    ) -> list[str]:
         return trtexec_command(
-            tool, onnx or self.onnx, engine, self.precision, input_name=self.input_name, input_chw=self.chw, batch=self.batch,
-            dynamic_input=self.dynamic, workspace_mib=self.workspace_mib, dla_core=self.dla_core,
-            strongly_typed=bool(self.strongly_typed), trt_version=trt_version,
+            tool,
+            onnx or self.onnx,
+            engine,
+            self.precision,
+            input_name=self.input_name,
+            input_chw=self.chw,
+            batch=self.batch,
+            dynamic_input=self.dynamic,
+            workspace_mib=self.workspace_mib,
+            dla_core=self.dla_core,
+            strongly_typed=bool(self.strongly_typed),
+            trt_version=trt_version,
         )
 
 
@@ -292,14 +332,22 @@ def _build_with_trtexec(req: _Request, tool: Path, timeout_s: float | None) -> t
             argv = req.trtexec_argv(tool, tmp, version_hint, source)  # trtexec writes the temp file; we rename it
             output = run_trtexec(argv, log_path=req.out.with_name(req.out.name + ".trtexec.log"), timeout=timeout_s)
             if tmp.stat().st_size == 0:
-                raise ConversionError(f"trtexec exited successfully but wrote no engine; run it by hand to see why: {shown}")
+                raise ConversionError(
+                    f"trtexec exited successfully but wrote no engine; run it by hand to see why: {shown}"
+                )
             _drop_stale_sidecar(req.out)
     # trtexec ran on this GPU and says what it is; probing is only the fallback.
     device = parse_device_info(output)
     version = device.get("tensorrt") or version_hint
     gpu: dict[str, str] = {k: device[k] for k in ("gpu", "compute_capability") if k in device}
-    build: dict[str, Any] = {"builder": "trtexec", "trtexec": str(tool), "trtexec_command": shown,
-                             "strongly_typed": plan.typing == "strong", **plan.to_dict(), **fp16_info}
+    build: dict[str, Any] = {
+        "builder": "trtexec",
+        "trtexec": str(tool),
+        "trtexec_command": shown,
+        "strongly_typed": plan.typing == "strong",
+        **plan.to_dict(),
+        **fp16_info,
+    }
     if plan.dla_core is not None:
         build["gpu_fallback_layers"] = parse_gpu_fallback(output)
     perf = _smoke_perf(output, req.batch.opt)
@@ -383,7 +431,12 @@ def _smoke_perf(output: str, batch: int) -> dict[str, Any] | None:
 
 
 def _engine_meta(
-    meta: ArtifactMeta, onnx_path: Path, precision: str, spec: BatchSpec, input_name: str, target: dict[str, Any],
+    meta: ArtifactMeta,
+    onnx_path: Path,
+    precision: str,
+    spec: BatchSpec,
+    input_name: str,
+    target: dict[str, Any],
 ) -> ArtifactMeta:
     """The ONNX's metadata, re-addressed to the engine: format, precision, parent, target, batch."""
     child = meta.derive(format="engine", precision=precision, parent=file_ref(onnx_path), target=target)

@@ -34,13 +34,34 @@ from .policy import STRONG, BuildPlan
 # them against the real bindings of each version (or that they are deliberately
 # avoided there: see _AVOIDED).
 API_NAMES: dict[str, tuple[str, ...]] = {
-    "module": ("Builder", "OnnxParser", "ILogger", "BuilderFlag", "NetworkDefinitionCreationFlag", "MemoryPoolType", "DeviceType"),
+    "module": (
+        "Builder",
+        "OnnxParser",
+        "ILogger",
+        "BuilderFlag",
+        "NetworkDefinitionCreationFlag",
+        "MemoryPoolType",
+        "DeviceType",
+    ),
     "BuilderFlag": ("GPU_FALLBACK",),
     "MemoryPoolType": ("WORKSPACE",),
     "DeviceType": ("GPU", "DLA"),
     "ILogger.Severity": ("INTERNAL_ERROR", "ERROR", "WARNING"),
-    "Builder": ("create_network", "create_builder_config", "create_optimization_profile", "build_serialized_network", "num_DLA_cores"),
-    "IBuilderConfig": ("set_memory_pool_limit", "set_flag", "add_optimization_profile", "default_device_type", "DLA_core", "can_run_on_DLA"),
+    "Builder": (
+        "create_network",
+        "create_builder_config",
+        "create_optimization_profile",
+        "build_serialized_network",
+        "num_DLA_cores",
+    ),
+    "IBuilderConfig": (
+        "set_memory_pool_limit",
+        "set_flag",
+        "add_optimization_profile",
+        "default_device_type",
+        "DLA_core",
+        "can_run_on_DLA",
+    ),
     "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
 }
 # Used only where they exist: the weak-typing flags (gone in 11), EXPLICIT_BATCH (before 10),
@@ -72,7 +93,9 @@ def network_flags(trt: Any, plan: BuildPlan) -> int:
         if flag is None:
             if name == "STRONGLY_TYPED" and not precision_flags_of(trt):
                 continue  # a TensorRT without weak typing needs no flag to be strongly typed
-            raise UnavailableError(f"TensorRT {trt.__version__} has no NetworkDefinitionCreationFlag.{name}; build without strong typing")
+            raise UnavailableError(
+                f"TensorRT {trt.__version__} has no NetworkDefinitionCreationFlag.{name}; build without strong typing"
+            )
         flags |= 1 << int(flag)
     return flags
 
@@ -82,7 +105,9 @@ def apply_precision(trt: Any, config: Any, plan: BuildPlan) -> None:
     for name in plan.builder_flags:
         flag = getattr(trt.BuilderFlag, name, None)
         if flag is None:  # policy and bindings disagree: say so rather than build something else
-            raise UnavailableError(f"TensorRT {trt.__version__} has no BuilderFlag.{name}; this build needs {plan.typing} typing support")
+            raise UnavailableError(
+                f"TensorRT {trt.__version__} has no BuilderFlag.{name}; this build needs {plan.typing} typing support"
+            )
         config.set_flag(flag)
 
 
@@ -103,7 +128,9 @@ def build_serialized(
     except (TypeError, RuntimeError):
         builder = None
     if builder is None:
-        raise UnavailableError(f"TensorRT {version} cannot create a builder: {_why(logger)}; check the GPU driver (nvidia-smi / tegrastats)")
+        raise UnavailableError(
+            f"TensorRT {version} cannot create a builder: {_why(logger)}; check the GPU driver (nvidia-smi / tegrastats)"
+        )
 
     network = builder.create_network(network_flags(trt, plan))
     parser = trt.OnnxParser(network, logger)
@@ -128,7 +155,9 @@ def build_serialized(
     inp = network.get_input(0)
     shape = [int(d) for d in inp.shape]
     if any(d < 0 for d in shape[1:]):
-        raise InputError(f"{onnx_path}: only the batch dimension may be dynamic, input '{inp.name}' is {shape}; re-export with a fixed image size")
+        raise InputError(
+            f"{onnx_path}: only the batch dimension may be dynamic, input '{inp.name}' is {shape}; re-export with a fixed image size"
+        )
     if shape and shape[0] < 0:
         profile = builder.create_optimization_profile()
         rest = shape[1:]
@@ -145,18 +174,31 @@ def build_serialized(
         dla_core = plan.dla_core
         cores = int(getattr(builder, "num_DLA_cores", 0))
         if dla_core >= cores:
-            raise UnavailableError(f"--dla {dla_core}: this device has {cores} DLA core(s); use --dla 0..{cores - 1} or leave --dla out" if cores else f"--dla {dla_core}: this device has no DLA; leave --dla out")
+            raise UnavailableError(
+                f"--dla {dla_core}: this device has {cores} DLA core(s); use --dla 0..{cores - 1} or leave --dla out"
+                if cores
+                else f"--dla {dla_core}: this device has no DLA; leave --dla out"
+            )
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(dla_core)
         # GPU_FALLBACK is in plan.builder_flags: layers DLA cannot run go to the GPU, and we say which.
-        fallback = [network.get_layer(i).name for i in range(network.num_layers) if not config.can_run_on_DLA(network.get_layer(i))]
+        fallback = [
+            network.get_layer(i).name
+            for i in range(network.num_layers)
+            if not config.can_run_on_DLA(network.get_layer(i))
+        ]
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ConversionError(f"TensorRT {version} could not build an engine from {onnx_path}: {_why(logger)}")
     return BuildResult(
-        plan=bytes(memoryview(serialized)), tensorrt=version, input_name=str(inp.name), input_shape=shape,
-        strongly_typed=plan.typing == STRONG, warnings=list(logger.warnings), gpu_fallback_layers=fallback,
+        plan=bytes(memoryview(serialized)),
+        tensorrt=version,
+        input_name=str(inp.name),
+        input_shape=shape,
+        strongly_typed=plan.typing == STRONG,
+        warnings=list(logger.warnings),
+        gpu_fallback_layers=fallback,
     )
 
 

@@ -68,7 +68,8 @@ def write_tiny_classifier(
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc", transB=1),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_classifier",
+        nodes,
+        "tiny_classifier",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 32, 32])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, num_classes])],
         initializer=inits,

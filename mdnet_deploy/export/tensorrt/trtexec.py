@@ -74,7 +74,9 @@ def trtexec_command(
     argv = [str(trtexec), f"--onnx={onnx}", f"--saveEngine={engine}"]
     # The same plan as the Python builder: weak typing with --int8/--fp16 before 11,
     # --stronglyTyped on 10.x when asked, nothing on 11 (strong is all there is).
-    plan = plan_build(trt_version, precision, has_qdq=precision == "int8", strongly_typed=True if strongly_typed else None)
+    plan = plan_build(
+        trt_version, precision, has_qdq=precision == "int8", strongly_typed=True if strongly_typed else None
+    )
     argv += list(plan.trtexec_flags)
     if workspace_mib:
         old = _version_tuple(trt_version)
@@ -116,26 +118,46 @@ def parse_gpu_fallback(text: str) -> list[str]:
 def probe_trtexec_version(trtexec: str | os.PathLike[str]) -> str | None:
     """The TensorRT version of a trtexec, from the banner it prints for ``--help``; None if unknown."""
     try:
-        proc = subprocess.run([str(trtexec), "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, errors="replace", timeout=60, check=False)
+        proc = subprocess.run(
+            [str(trtexec), "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_device_info(proc.stdout or "").get("tensorrt")
 
 
-def run_trtexec(argv: Sequence[str], log_path: str | os.PathLike[str] | None = None, timeout: float | None = None) -> str:
+def run_trtexec(
+    argv: Sequence[str], log_path: str | os.PathLike[str] | None = None, timeout: float | None = None
+) -> str:
     """Run trtexec; return its combined output, or raise ConversionError with its first error line."""
     try:
         proc = subprocess.run(
-            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, errors="replace", timeout=timeout, check=False,
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
         )
     except FileNotFoundError:
-        raise ConversionError(f"trtexec not found at {argv[0]}; give its path with --trtexec or set {TRTEXEC_ENV}") from None
+        raise ConversionError(
+            f"trtexec not found at {argv[0]}; give its path with --trtexec or set {TRTEXEC_ENV}"
+        ) from None
     except PermissionError:
-        raise ConversionError(f"{argv[0]} is not executable; fix its permissions (chmod +x) or give another --trtexec") from None
+        raise ConversionError(
+            f"{argv[0]} is not executable; fix its permissions (chmod +x) or give another --trtexec"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise ConversionError(f"trtexec did not finish within {timeout:.0f} s; build on a less busy device or raise the timeout") from None
+        raise ConversionError(
+            f"trtexec did not finish within {timeout:.0f} s; build on a less busy device or raise the timeout"
+        ) from None
     output = proc.stdout or ""
     if proc.returncode != 0:
         saved = ""
@@ -237,7 +259,7 @@ def parse_trtexec_summary(text: str, batch: int = 1, prefer: str = "host") -> di
     lines = text.splitlines()
     # The last summary wins: trtexec prints one per inference run.
     starts = [i for i, ln in enumerate(lines) if "=== Performance summary ===" in ln]
-    body = lines[starts[-1] + 1:] if starts else lines
+    body = lines[starts[-1] + 1 :] if starts else lines
     found: dict[str, Any] = {}
     for raw in body:
         line = _strip_prefixes(raw)
@@ -270,8 +292,15 @@ def parse_trtexec_summary(text: str, batch: int = 1, prefer: str = "host") -> di
             "no trtexec performance summary found (expected 'Throughput: ... qps' and 'Latency: min = ...' lines); "
             "pass trtexec's complete output, without --verbose filtering"
         )
-    latency = {"mean": chosen.get("mean"), "std": None, "min": chosen.get("min"), "p50": chosen.get("p50"),
-               "p90": chosen.get("p90"), "p99": chosen.get("p99"), "max": chosen.get("max")}
+    latency = {
+        "mean": chosen.get("mean"),
+        "std": None,
+        "min": chosen.get("min"),
+        "p50": chosen.get("p50"),
+        "p90": chosen.get("p90"),
+        "p99": chosen.get("p99"),
+        "max": chosen.get("max"),
+    }
     result: dict[str, Any] = {
         "latency_ms": latency,
         "throughput_ips": found["throughput_qps"] * max(int(batch), 1),

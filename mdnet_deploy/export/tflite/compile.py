@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -23,12 +23,13 @@ from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, sidec
 from ...errors import ArtifactError, DataError, InputError, OutputError, VerificationError
 from ...fsutil import atomic_output, check_output
 from ...prepcheck import check_assumed_preprocessing, resolve_preprocessing, torch_logits
+from ...progress import Steps
 
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8")
 FP32_TOLERANCE = 1e-3  # max |diff| of logits vs PyTorch; XNNPACK fp32 is typically ~1e-5
 PARITY_IMAGES = 64  # real images for the parity check when there is no --eval
-Progress = Callable[[str, int, int], None]
+Progress = Steps  # see mdnet_deploy.progress
 
 
 @dataclass
@@ -91,7 +92,9 @@ def convert_tflite(
     precision, io, out = _check_options(precision, io, batch, calib_size, out)
     graph = graph or ("original" if precision == "int8" else "cpu")
     if graph not in GRAPHS:
-        raise InputError(f"graph {graph} is not known; use cpu (depthwise+sum, XNNPACK) or original (the authors' grouped convs)")
+        raise InputError(
+            f"graph {graph} is not known; use cpu (depthwise+sum, XNNPACK) or original (the authors' grouped convs)"
+        )
     check_output(out, force=force)
     times: dict[str, float] = {}
     warnings: list[str] = []
@@ -103,7 +106,9 @@ def convert_tflite(
     say("load", 0, 0)
     ckpt = load_checkpoint(src.checkpoint, trust_pickle=trust_pickle)
     if src.meta is not None and src.meta.num_classes != ckpt.num_classes:
-        raise ArtifactError(f"{src.given} describes {src.meta.num_classes} classes but its checkpoint has {ckpt.num_classes}; re-export it")
+        raise ArtifactError(
+            f"{src.given} describes {src.meta.num_classes} classes but its checkpoint has {ckpt.num_classes}; re-export it"
+        )
     plan = src.plan
     if precision == "int8" and plan is not None:
         check_modules(plan, ckpt.model)
@@ -122,11 +127,22 @@ def convert_tflite(
         from ...data import preprocess
         from ...data.overlap import check_overlap
 
-        if check_overlap(cal.x, preprocess(eval_ds.images, prep), str(cal.info.get("source")), eval_spec, allow_overlap):
-            warnings.append("evaluation images are also calibration images (--allow-overlap): the accuracy is optimistic")
+        if check_overlap(
+            cal.x, preprocess(eval_ds.images, prep), str(cal.info.get("source")), eval_spec, allow_overlap
+        ):
+            warnings.append(
+                "evaluation images are also calibration images (--allow-overlap): the accuracy is optimistic"
+            )
     if eval_ds is not None:  # a default mean/std is checked against the labelled images (prepcheck)
-        check_assumed_preprocessing(prep, eval_ds.images, eval_ds.labels, torch_logits(ckpt.model), model=str(source),
-                                    dataset=eval_ds.description, num_classes=ckpt.num_classes)
+        check_assumed_preprocessing(
+            prep,
+            eval_ds.images,
+            eval_ds.labels,
+            torch_logits(ckpt.model),
+            model=str(source),
+            dataset=eval_ds.description,
+            num_classes=ckpt.num_classes,
+        )
     times["load_s"] = time.perf_counter() - t0
 
     with atomic_output(out) as tmp:
@@ -153,8 +169,14 @@ def convert_tflite(
             sidecar_path(out).unlink()  # an old sidecar must never describe the new file
     write_meta(out, meta)
     return TfliteResult(
-        path=out, meta=meta, checks=verified["parity"], accuracy=verified.get("accuracy"),
-        delegation=verified["xnnpack"], size_bytes=out.stat().st_size, seconds=times, warnings=warnings,
+        path=out,
+        meta=meta,
+        checks=verified["parity"],
+        accuracy=verified.get("accuracy"),
+        delegation=verified["xnnpack"],
+        size_bytes=out.stat().st_size,
+        seconds=times,
+        warnings=warnings,
     )
 
 
@@ -168,7 +190,9 @@ def _check_options(precision: str, io: str, batch: int, calib_size: int | None, 
     if i == "int8" and p != "int8":
         raise InputError(f"--io int8 needs --precision int8 (a {p} model computes in float); drop --io or quantize")
     if int(batch) < 1:
-        raise InputError(f"--batch {batch} must be a positive integer (TFLite files from litert-torch have a fixed batch)")
+        raise InputError(
+            f"--batch {batch} must be a positive integer (TFLite files from litert-torch have a fixed batch)"
+        )
     if calib_size is not None and int(calib_size) < 1:
         raise InputError(f"--calib-size {calib_size} must be a positive number of images")
     if out.suffix.lower() != ".tflite":
@@ -176,10 +200,14 @@ def _check_options(precision: str, io: str, batch: int, calib_size: int | None, 
     return p, i, out
 
 
-def _preprocessing(meta: ArtifactMeta | None, mean: Sequence[float] | None, std: Sequence[float] | None) -> Preprocessing:
+def _preprocessing(
+    meta: ArtifactMeta | None, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> Preprocessing:
     if meta is not None:
         if mean is not None or std is not None:
-            raise InputError("--mean/--std are fixed by the artifact's metadata; drop them (or compile from the checkpoint)")
+            raise InputError(
+                "--mean/--std are fixed by the artifact's metadata; drop them (or compile from the checkpoint)"
+            )
         return meta.preprocessing
     return resolve_preprocessing(mean, std)
 
@@ -190,7 +218,9 @@ def _rgb(values: Sequence[float]) -> tuple[float, float, float]:
     return float(values[0]), float(values[1]), float(values[2])
 
 
-def _calibration(calib: str | None, calib_size: int | None, plan: Any, prep: Preprocessing, warnings: list[str]) -> _Calibration:
+def _calibration(
+    calib: str | None, calib_size: int | None, plan: Any, prep: Preprocessing, warnings: list[str]
+) -> _Calibration:
     """The calibration images: quantize's (same source, count, seed; hash checked) unless --calib overrides."""
     from ...data import load_dataset, preprocess, select_subset
 
@@ -205,8 +235,15 @@ def _calibration(calib: str | None, calib_size: int | None, plan: Any, prep: Pre
     subset = select_subset(ds, count, seed=seed, balanced=True)
     x = preprocess(subset.images, prep)
     digest = subset.digest()
-    info = {"source": str(spec), "description": subset.description, "count": len(subset), "seed": seed,
-            "split": split, "sha256": digest, "balanced": True}
+    info = {
+        "source": str(spec),
+        "description": subset.description,
+        "count": len(subset),
+        "seed": seed,
+        "split": split,
+        "sha256": digest,
+        "balanced": True,
+    }
     want = recorded.get("sha256")
     if want:
         info["quantize_sha256"] = want
@@ -217,7 +254,9 @@ def _calibration(calib: str | None, calib_size: int | None, plan: Any, prep: Pre
                 "restore it, or pass --calib SPEC to calibrate on it anyway"
             )
         if want != digest:
-            warnings.append(f"--calib {spec} differs from quantize's calibration images; ONNX and TFLite int8 may disagree")
+            warnings.append(
+                f"--calib {spec} differs from quantize's calibration images; ONNX and TFLite int8 may disagree"
+            )
     return _Calibration(x=x, info=info)
 
 
@@ -239,13 +278,25 @@ def _eval_set(spec: str | None, prep: Preprocessing, num_classes: int) -> Any:
 
     ds = load_dataset(spec, split="test", size=prep.size)
     if ds.num_classes != num_classes:
-        raise DataError(f"--eval {spec} has {ds.num_classes} classes but the model has {num_classes}; give the matching test set")
+        raise DataError(
+            f"--eval {spec} has {ds.num_classes} classes but the model has {num_classes}; give the matching test set"
+        )
     return ds
 
 
 # -- conversion -------------------------------------------------------------------
-def _convert(model: Any, precision: str, io: str, batch: int, prep: Preprocessing, cal: _Calibration | None,
-             plan: Any, out: Path, say: Progress, times: dict[str, float]) -> bytes:
+def _convert(
+    model: Any,
+    precision: str,
+    io: str,
+    batch: int,
+    prep: Preprocessing,
+    cal: _Calibration | None,
+    plan: Any,
+    out: Path,
+    say: Progress,
+    times: dict[str, float],
+) -> bytes:
     from . import convert as tc
 
     log = out.with_name(out.name + ".log")
@@ -291,8 +342,9 @@ def _set_io(data: bytes, io: str) -> bytes:
 
 
 # -- verification and metadata -----------------------------------------------------
-def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds: Any, graph: str,
-               rewritten: Sequence[str]) -> ArtifactMeta:
+def _base_meta(
+    ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds: Any, graph: str, rewritten: Sequence[str]
+) -> ArtifactMeta:
     from ...model.meta import checkpoint_meta
     from ..onnx_export import tool_versions
 
@@ -300,22 +352,41 @@ def _base_meta(ckpt: Any, src: Any, prep: Preprocessing, precision: str, eval_ds
     if labels is None and eval_ds is not None:
         labels = list(eval_ds.class_names)
     meta = checkpoint_meta(
-        ckpt, format="tflite", precision=precision, preprocessing=prep, labels=labels, graph=graph, rewritten=rewritten,
+        ckpt,
+        format="tflite",
+        precision=precision,
+        preprocessing=prep,
+        labels=labels,
+        graph=graph,
+        rewritten=rewritten,
         input=TensorSpec(name="input", shape=[1, *prep.size, 3], layout="NHWC"),
         output=TensorSpec(name="logits", shape=[1, ckpt.num_classes], layout="NC"),
     )
     meta.parent = file_ref(src.given)
-    meta.tools = tool_versions("torch", "litert-torch", "torchao", "ai-edge-litert", "ai-edge-quantizer", "mdnet-deploy")
+    meta.tools = tool_versions(
+        "torch", "litert-torch", "torchao", "ai-edge-litert", "ai-edge-quantizer", "mdnet-deploy"
+    )
     meta.target = {"runtime": "tflite", "delegate": "xnnpack (default CPU delegate)"}
     if src.meta is not None and src.meta.model_config:
         # The parent's config, but this file's own graph form.
-        meta.model_config = {**{k: v for k, v in src.meta.model_config.items() if k not in ("graph", "rewritten_modules")},
-                             **meta.model_config}
+        meta.model_config = {
+            **{k: v for k, v in src.meta.model_config.items() if k not in ("graph", "rewritten_modules")},
+            **meta.model_config,
+        }
     return meta
 
 
-def _verify(path: Path, meta: ArtifactMeta, model: Any, precision: str, prep: Preprocessing, cal: _Calibration | None,
-            eval_ds: Any, plan: Any, threads: int | None) -> dict[str, Any]:
+def _verify(
+    path: Path,
+    meta: ArtifactMeta,
+    model: Any,
+    precision: str,
+    prep: Preprocessing,
+    cal: _Calibration | None,
+    eval_ds: Any,
+    plan: Any,
+    threads: int | None,
+) -> dict[str, Any]:
     from ...data import preprocess
     from . import verify as tv
 
@@ -333,7 +404,9 @@ def _verify(path: Path, meta: ArtifactMeta, model: Any, precision: str, prep: Pr
             acc = tv.accuracy(ref, got, eval_ds.labels, eval_ds.description)
         elif cal is not None:
             x = cal.x[:PARITY_IMAGES]
-            checks.append(tv.parity(f"calibration images ({len(x)})", tv.torch_logits(model, x), tv.tflite_logits(runner, x)))
+            checks.append(
+                tv.parity(f"calibration images ({len(x)})", tv.torch_logits(model, x), tv.tflite_logits(runner, x))
+            )
         floats = plan.float_modules if (plan is not None and precision == "int8") else []
         result: dict[str, Any] = {
             "parity": checks,
@@ -351,9 +424,14 @@ def _verify(path: Path, meta: ArtifactMeta, model: Any, precision: str, prep: Pr
         runner.close()
 
 
-def _quantization(precision: str, io: str, plan: Any, cal: _Calibration | None, module_ops: dict[str, Any]) -> dict[str, Any] | None:
+def _quantization(
+    precision: str, io: str, plan: Any, cal: _Calibration | None, module_ops: dict[str, Any]
+) -> dict[str, Any] | None:
     if precision == "fp16":
-        return {"scheme": "float16 weights (conv/depthwise/FC), float32 compute", "tool": "ai-edge-quantizer FLOAT_CASTING"}
+        return {
+            "scheme": "float16 weights (conv/depthwise/FC), float32 compute",
+            "tool": "ai-edge-quantizer FLOAT_CASTING",
+        }
     if precision != "int8":
         return None
     return {
@@ -375,9 +453,13 @@ def _fallback_held(meta: ArtifactMeta, warnings: list[str]) -> None:
     bad = [m for m, ops in (q.get("float_module_ops") or {}).items() if "int8" in weighted_op_dtypes(ops)]
     missing = [m for m, ops in (q.get("float_module_ops") or {}).items() if not ops]
     if bad:
-        raise VerificationError(f"float-fallback modules {', '.join(bad[:3])} were quantized anyway; nothing was written (report this)")
+        raise VerificationError(
+            f"float-fallback modules {', '.join(bad[:3])} were quantized anyway; nothing was written (report this)"
+        )
     if missing:
-        warnings.append(f"no TFLite ops could be traced to float modules {', '.join(missing[:3])} (renamed or fused by the converter)")
+        warnings.append(
+            f"no TFLite ops could be traced to float modules {', '.join(missing[:3])} (renamed or fused by the converter)"
+        )
 
 
 def _parity_gate(precision: str, checks: list[Any], warnings: list[str]) -> None:
@@ -388,7 +470,9 @@ def _parity_gate(precision: str, checks: list[Any], warnings: list[str]) -> None
         )
     low = [c for c in checks if c.name != "random" and c.top1_agreement < 0.9]
     if low:
-        warnings.append(f"TFLite {precision} agrees with PyTorch on only {100 * low[0].top1_agreement:.1f} % of top-1 on {low[0].name}")
+        warnings.append(
+            f"TFLite {precision} agrees with PyTorch on only {100 * low[0].top1_agreement:.1f} % of top-1 on {low[0].name}"
+        )
 
 
 def _embed(data: bytes, meta: ArtifactMeta) -> bytes:

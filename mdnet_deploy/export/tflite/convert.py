@@ -33,8 +33,9 @@ import torch
 from torch import nn
 
 from ...errors import ConversionError
+from ...progress import Steps
 
-Progress = Callable[[str, int, int], None]
+Progress = Steps  # see mdnet_deploy.progress
 OBSERVERS = ("histogram", "minmax")
 WRAPPER_ATTR = "model"  # module paths inside the wrapper start with this
 
@@ -173,11 +174,17 @@ def _annotate_cats(model: Any, config: Any, is_float: Callable[[Any], bool]) -> 
         if node.op != "call_function" or node.target != torch.ops.aten.cat.default:
             continue
         inputs = node.args[0]
-        if "quantization_annotation" in node.meta or is_float(node) or not all(isinstance(x, torch.fx.Node) for x in inputs):
+        if (
+            "quantization_annotation" in node.meta
+            or is_float(node)
+            or not all(isinstance(x, torch.fx.Node) for x in inputs)
+        ):
             continue
         shared = SharedQuantizationSpec((inputs[0], node))
         qmap = {inputs[0]: config.input_activation, **{x: shared for x in inputs[1:]}}
-        node.meta["quantization_annotation"] = QuantizationAnnotation(input_qspec_map=qmap, output_qspec=shared, _annotated=True)
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map=qmap, output_qspec=shared, _annotated=True
+        )
 
 
 def _strip_annotations(model: Any, is_float: Callable[[Any], bool]) -> None:
@@ -201,7 +208,9 @@ def _strip_annotations(model: Any, is_float: Callable[[Any], bool]) -> None:
                 changed = True
 
 
-def prepare_int8(model: nn.Module, size: Sequence[int], float_modules: Sequence[str], observer: str = "histogram") -> tuple[Any, Any]:
+def prepare_int8(
+    model: nn.Module, size: Sequence[int], float_modules: Sequence[str], observer: str = "histogram"
+) -> tuple[Any, Any]:
     """Export the NHWC-wrapped model and insert PT2E observers; returns (prepared graph, quantizer)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
@@ -245,7 +254,9 @@ def finish_int8(prepared: Any, quantizer: Any, batch: int, size: Sequence[int], 
     quantized = convert_pt2e(prepared, fold_quantize=False)
     _to_eval(quantized)
     with _strict_qdq(strict):
-        edge = litert_torch.convert(quantized, _example(batch, size), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        edge = litert_torch.convert(
+            quantized, _example(batch, size), quant_config=QuantConfig(pt2e_quantizer=quantizer)
+        )
     return bytes(edge.model_content())
 
 

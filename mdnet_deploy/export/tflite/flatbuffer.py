@@ -145,8 +145,10 @@ def _keep_io_names(before: bytes, after: bytes) -> bytes:
         for old_idx, new_idx in zip(old_ids, new_ids):
             graph.tensors[new_idx].name = _text(old.tensors[old_idx].name)
     for old_sig, sig in zip(old_model.signatureDefs or [], model.signatureDefs or []):
-        for old_maps, maps, old_ids, new_ids in ((old_sig.inputs, sig.inputs, old.inputs, graph.inputs),
-                                                 (old_sig.outputs, sig.outputs, old.outputs, graph.outputs)):
+        for old_maps, maps, old_ids, new_ids in (
+            (old_sig.inputs, sig.inputs, old.inputs, graph.inputs),
+            (old_sig.outputs, sig.outputs, old.outputs, graph.outputs),
+        ):
             for old_map, tmap in zip(old_maps or [], maps or []):
                 if int(old_map.tensorIndex) in list(old_ids):
                     tmap.tensorIndex = new_ids[list(old_ids).index(int(old_map.tensorIndex))]

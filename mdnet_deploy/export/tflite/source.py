@@ -49,12 +49,17 @@ class Source:
     plan: QuantPlan | None
 
 
-def resolve_source(source: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None,
-                   quant_report: str | os.PathLike[str] | None = None) -> Source:
+def resolve_source(
+    source: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    quant_report: str | os.PathLike[str] | None = None,
+) -> Source:
     """Find the checkpoint behind ``source`` and quantize's plan for it."""
     given = Path(source)
     if not given.exists():
-        raise InputError(f"{given} does not exist; give a checkpoint (.pth) or an artifact from 'mdnet-deploy export' / 'quantize'")
+        raise InputError(
+            f"{given} does not exist; give a checkpoint (.pth) or an artifact from 'mdnet-deploy export' / 'quantize'"
+        )
     if given.is_dir():
         raise InputError(f"{given} is a folder; give the checkpoint (.pth) or the model.onnx inside it")
     meta = None
@@ -65,7 +70,9 @@ def resolve_source(source: str | os.PathLike[str], checkpoint: str | os.PathLike
     else:
         kind = format_of(given)
         if kind != "onnx":
-            raise InputError(f"{given} is a {kind} file; compile from a checkpoint (.pth) or an ONNX model from 'mdnet-deploy export'")
+            raise InputError(
+                f"{given} is a {kind} file; compile from a checkpoint (.pth) or an ONNX model from 'mdnet-deploy export'"
+            )
         meta = read_meta(given)
         assert meta is not None  # required=True raises instead
         ckpt = recorded_checkpoint(given, meta, checkpoint)
@@ -113,11 +120,15 @@ def read_plan(path: str | os.PathLike[str]) -> QuantPlan:
     """Read quantize's report (or any JSON holding ``quantization`` / ``float_modules``)."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"--quant-report {path} does not exist; give the model.int8.report.json that 'mdnet-deploy quantize' wrote")
+        raise InputError(
+            f"--quant-report {path} does not exist; give the model.int8.report.json that 'mdnet-deploy quantize' wrote"
+        )
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"--quant-report {path} is not readable JSON ({exc}); give the report 'mdnet-deploy quantize' wrote") from None
+        raise InputError(
+            f"--quant-report {path} is not readable JSON ({exc}); give the report 'mdnet-deploy quantize' wrote"
+        ) from None
     if not isinstance(data, dict):
         raise InputError(f"--quant-report {path} is not a quantize report (expected a JSON object)")
     quant = _fallback_section(data)
@@ -134,8 +145,11 @@ def _fallback_section(data: dict[str, Any]) -> dict[str, Any]:
     (``modules``/``nodes``), an artifact's metadata under ``quantization`` (``float_modules``/``float_nodes``)."""
     fallback = data.get("float_fallback")
     if isinstance(fallback, dict):
-        return {"float_modules": fallback.get("modules") or [], "float_nodes": fallback.get("nodes") or [],
-                "method": (data.get("calibration") or {}).get("method")}
+        return {
+            "float_modules": fallback.get("modules") or [],
+            "float_nodes": fallback.get("nodes") or [],
+            "method": (data.get("calibration") or {}).get("method"),
+        }
     if isinstance(data.get("quantization"), dict):
         return data["quantization"]
     return data

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdnet_deploy.deploy.judge import OnnxRuntimeJudge, float_layers, make_judge
+from mdnet_deploy.calibration.judge import OnnxRuntimeJudge, float_layers, make_judge
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -27,8 +27,18 @@ def test_tflite_judge_scores_the_guard_on_litert_kernels(tiny_onnx: Path, tmp_pa
     judge.__call__ = spy  # type: ignore[method-assign]
     try:
         # A budget every step meets: the float parent and the all-INT8 step are scored, nothing else.
-        result = quantize_model(tiny_onnx, tmp_path / "m.int8.onnx", "digits:train", calib_size=16, eval_spec="digits:test",
-                                eval_size=20, max_drop=100.0, target="tflite", evaluate=spy, force=True)
+        result = quantize_model(
+            tiny_onnx,
+            tmp_path / "m.int8.onnx",
+            "digits:train",
+            calib_size=16,
+            eval_spec="digits:test",
+            eval_size=20,
+            max_drop=100.0,
+            target="tflite",
+            evaluate=spy,
+            force=True,
+        )
     finally:
         judge.close()
     report = json.loads(result.report_path.read_text())
@@ -45,8 +55,15 @@ def test_float_layers_reads_the_fallback_set_from_a_qdq_model(tiny_onnx: Path, t
     from mdnet_deploy.calibration import quantize_model
 
     assert float_layers(tiny_onnx) is None  # no Q/DQ: the float parent
-    result = quantize_model(tiny_onnx, tmp_path / "m.int8.onnx", "digits:train", calib_size=16,
-                            exclude=["conv2"], target="tflite", force=True)
+    result = quantize_model(
+        tiny_onnx,
+        tmp_path / "m.int8.onnx",
+        "digits:train",
+        calib_size=16,
+        exclude=["conv2"],
+        target="tflite",
+        force=True,
+    )
     floats = float_layers(result.path)
     assert floats and all("conv2" in n for n in floats)
 

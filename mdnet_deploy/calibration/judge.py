@@ -35,7 +35,7 @@ JUDGES = ("onnxruntime", "tflite")
 
 
 def _score(logits: np.ndarray, labels: np.ndarray) -> Any:
-    from ..calibration.pipeline import Score
+    from .pipeline import Score
 
     acc = topk_accuracy(logits, labels)
     return Score(acc["top1"], acc["top5"], logits)
@@ -61,8 +61,8 @@ def float_layers(qdq_path: str | Path) -> list[str] | None:
     """ONNX nodes of the quantizable layers that read no dequantized input; None for a model without Q/DQ (the float parent)."""
     import onnx
 
-    from ..calibration.graph import find_candidates
-    from ..calibration.qdq import quantized_nodes
+    from .graph import find_candidates
+    from .qdq import quantized_nodes
 
     model = onnx.load(str(qdq_path))
     if not any(n.op_type == "DequantizeLinear" for n in model.graph.node):
@@ -77,8 +77,17 @@ class TfliteJudge:
 
     name = "tflite"
 
-    def __init__(self, checkpoint: str | Path, calib_x: np.ndarray, eval_x: np.ndarray, labels: np.ndarray,
-                 *, observer: str = "minmax", threads: int | None = 1, trust_pickle: bool = False) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        calib_x: np.ndarray,
+        eval_x: np.ndarray,
+        labels: np.ndarray,
+        *,
+        observer: str = "minmax",
+        threads: int | None = 1,
+        trust_pickle: bool = False,
+    ) -> None:
         from ..model.checkpoint import load_checkpoint
 
         self.ckpt = load_checkpoint(checkpoint, trust_pickle=trust_pickle)
@@ -133,22 +142,34 @@ class TfliteJudge:
         from ..runtimes.tflite import TfliteRunner
 
         n = self.ckpt.num_classes
-        meta = ArtifactMeta(format="tflite", precision=precision, num_classes=n,
-                            input=TensorSpec(name="input", shape=[1, *self.size, 3], layout="NHWC"),
-                            output=TensorSpec(name="logits", shape=[1, n], layout="NC"))
+        meta = ArtifactMeta(
+            format="tflite",
+            precision=precision,
+            num_classes=n,
+            input=TensorSpec(name="input", shape=[1, *self.size, 3], layout="NHWC"),
+            output=TensorSpec(name="logits", shape=[1, n], layout="NC"),
+        )
         runner = TfliteRunner(path, meta, threads=self.threads)
         with runner:
             return tflite_logits(runner, self.x)  # runners take NCHW float and lay it out themselves
 
 
-def make_judge(name: str, float_onnx: str | Path, calib_spec: str, eval_spec: str, *, calib_size: int = 512,
-               eval_size: int | None = None, trust_pickle: bool = False) -> Any:
+def make_judge(
+    name: str,
+    float_onnx: str | Path,
+    calib_spec: str,
+    eval_spec: str,
+    *,
+    calib_size: int = 512,
+    eval_size: int | None = None,
+    trust_pickle: bool = False,
+) -> Any:
     """A judge for ``quantize_model(..., evaluate=judge)`` on the same images quantize would use.
 
     Preprocessing and the checkpoint come from the float ONNX's metadata.
     """
     from ..artifact import read_meta
-    from ..calibration.calib_data import load_images
+    from .calib_data import load_images
 
     if name not in JUDGES:
         raise InputError(f"--judge '{name}' is not known; choose one of {', '.join(JUDGES)}")
@@ -159,6 +180,8 @@ def make_judge(name: str, float_onnx: str | Path, calib_spec: str, eval_spec: st
         return OnnxRuntimeJudge(ev.x, ev.labels)
     ckpt = (meta.checkpoint or {}).get("path")
     if not ckpt or not Path(ckpt).is_file():
-        raise InputError(f"the TFLite judge converts the checkpoint {float_onnx} records ({ckpt}), which is not there; re-export it")
+        raise InputError(
+            f"the TFLite judge converts the checkpoint {float_onnx} records ({ckpt}), which is not there; re-export it"
+        )
     calib = load_images(calib_spec, "train", meta.preprocessing, calib_size, "calibration", lambda _w: None)
     return TfliteJudge(ckpt, calib.x, ev.x, ev.labels, trust_pickle=trust_pickle)
