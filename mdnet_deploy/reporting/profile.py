@@ -33,6 +33,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..calibration.graph import module_path  # the exporter's naming rule (pure string logic, no onnx)
+
 SCHEMA = 1
 #: Runs a profiler discards first: the first call allocates and tunes, it is not a steady-state layer time.
 SKIP_FIRST_RUNS = 1
@@ -49,22 +51,6 @@ def unavailable(runtime: str, reason: str) -> dict[str, Any]:
 
 
 # -- names -----------------------------------------------------------------------------
-def _scopes_to_module(scopes: Sequence[str]) -> str:
-    """The exporter's scopes -> a module path (same rule as calibration.graph.module_path).
-
-    A Sequential child is scoped ``<parent>.<index>`` under ``<parent>``, so
-    ``stage2/stage2.1/residual/residual.0`` is ``stage2.1.residual.0``.
-    """
-    parts: list[str] = []
-    for scope in scopes:
-        last = parts[-1] if parts else None
-        if last is not None and scope.startswith(last + "."):
-            parts.append(scope[len(last) + 1 :])
-        else:
-            parts.append(scope)
-    return ".".join(parts)
-
-
 def _first_onnx_name(name: str) -> str:
     """The first ONNX node name inside a runtime's layer name (TensorRT joins and wraps them)."""
     text = name.strip()
@@ -105,7 +91,8 @@ def module_of(name: str, op: str | None = None) -> tuple[str, str | None]:
     base = own.split("_")[0]
     if op and base in _ACTIVATIONS and op not in _ACTIVATIONS and op != base:
         fused = base
-    return _scopes_to_module(scopes[:-1]), fused
+    # One naming rule for the whole package: the quantize report and the profile must agree on module names.
+    return module_path("/".join(scopes)), fused
 
 
 def assign_blocks(modules: Iterable[str]) -> dict[str, str]:

@@ -56,7 +56,7 @@ def test_fp32_matches_pytorch_and_records_everything(tflite_fp32, trained_tiny_c
     assert side.pop("artifact")["sha256"] and read_embedded_meta(result.path) == {**side, "artifact": None}
     # And the runner, fed canonical NCHW input, reproduces PyTorch.
     x, _ = fx.digits_test_input()
-    np.testing.assert_allclose(_run(result.path, x[:16]), _torch(x[:16]), atol=1e-3)
+    np.testing.assert_allclose(_run(result.path, x[:16]), _torch(x[:16], trained_tiny_ckpt), atol=1e-3)
     assert not result.path.with_name(result.path.name + ".log").exists()  # the log goes on success
 
 
