@@ -334,9 +334,13 @@ def publish(tmp: str | os.PathLike[str], artifact: str | os.PathLike[str], meta:
 
     ``tmp`` must be in ``artifact``'s folder (a rename, not a copy).
     """
+    from .fsutil import check_stop, output_mode
+
     artifact = Path(artifact)
     side = sidecar_path(artifact)
     pending = side.with_name(side.name + PENDING_SUFFIX)
+    check_stop()  # interrupted while writing (even if a library swallowed it): publish nothing
+    os.chmod(tmp, output_mode(artifact if artifact.exists() else None))  # the umask's mode, not mkstemp's 0600
     atomic_write_text(pending, _sidecar_text(tmp, meta))  # 1. the new sidecar, under its pending name
     try:
         os.replace(tmp, artifact)  # 2. the artifact: from here on the pending sidecar is the true one
@@ -363,11 +367,14 @@ def artifact_output(path: str | os.PathLike[str]) -> Iterator[PendingArtifact]:
     On success the file and ``pending.meta`` are put in place by :func:`publish`;
     on any exception the temporary file is removed and the old pair is untouched.
     """
+    from .fsutil import signals_deferred
+
     path = Path(path)
     ensure_writable_dir(path.parent if str(path.parent) else Path("."))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    os.close(fd)
-    pending = PendingArtifact(Path(tmp_name))
+    with signals_deferred():  # a signal between mkstemp and the try below would orphan the file
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
+        os.close(fd)
+        pending = PendingArtifact(Path(tmp_name))
     try:
         yield pending
         if pending.meta is None:

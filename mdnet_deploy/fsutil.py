@@ -116,7 +116,8 @@ def request_stop(signum: int | None) -> None:
     _stop_signal = signum
 
 
-def _check_stop() -> None:
+def check_stop() -> None:
+    """Raise Interrupted when a stop signal arrived: no output may be committed after it."""
     if _stop_signal is not None:
         from .errors import Interrupted
 
@@ -160,7 +161,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp = Path(tmp_name)
             os.close(fd)
         yield tmp
-        _check_stop()  # interrupted while writing (even if a library swallowed the exception): keep nothing
+        check_stop()  # interrupted while writing (even if a library swallowed the exception): keep nothing
         os.chmod(tmp, output_mode(path if path.exists() else None))
         os.replace(tmp, path)
     except BaseException:

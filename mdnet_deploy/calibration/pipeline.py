@@ -34,10 +34,10 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from ..artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, read_meta, write_meta
+from ..artifact import ArtifactMeta, Preprocessing, TensorSpec, artifact_output, file_ref, read_meta
 from ..data.overlap import check_overlap
 from ..errors import AccuracyBudgetError, ArtifactError, ConversionError, DataError, InputError
-from ..fsutil import atomic_output, check_output
+from ..fsutil import check_output
 from ..memory import peak_rss_mib
 from ..metrics import drop_uncertainty, topk_accuracy
 from ..prepcheck import check_onnx_preprocessing
@@ -638,8 +638,9 @@ def write(
     from ..export.onnx_export import embed_metadata
 
     embed_metadata(final, meta)
-    with atomic_output(dest) as tmp_out:
-        onnx.save(final, str(tmp_out))
+    with artifact_output(dest) as pending:  # the model and its sidecar appear together (artifact.publish)
+        onnx.save(final, str(pending.tmp))
+        pending.meta = meta
     timing = ctx.timing
     timing["write_s"] = time.perf_counter() - t0
     timing["quantize_s_per_step"] = [round(t, 3) for t in builder.times]
@@ -686,7 +687,6 @@ def write(
         for key in ("requested", "seed", "balanced", "available"):
             report["evaluation"].pop(key, None)
     write_report(cfg.report_path, report)
-    write_meta(dest, meta)
     result = QuantizeResult(
         dest,
         cfg.report_path,

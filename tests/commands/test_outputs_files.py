@@ -87,6 +87,17 @@ def test_outputs_get_the_umask_mode(tmp_path, mask, mode):
     assert stat.S_IMODE((tmp_path / "e.npz").stat().st_mode) == mode
 
 
+def test_artifact_and_sidecar_get_the_umask_mode(tiny_ckpt, tmp_path):
+    """`umask 022; export c.pth -o out`: model.onnx (published with its sidecar by artifact.publish) was 0600."""
+    old = os.umask(0o022)
+    try:
+        assert run("export", tiny_ckpt, "-o", tmp_path / "out", "--no-simplify").exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("model.onnx", "model.onnx.json"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o644, name
+
+
 def test_csv_symlink_stays_a_link(onnx_copy, tmp_path):
     """`bench --csv link.csv` where link.csv -> real.csv: the link was replaced by a private regular file."""
     real = tmp_path / "real.csv"

@@ -10,7 +10,6 @@ been verified; its metadata goes in the sidecar and inside the flatbuffer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,9 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, file_ref, sidecar_path, write_meta
+from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, artifact_output, file_ref
 from ...errors import ArtifactError, DataError, InputError, OutputError, VerificationError
-from ...fsutil import atomic_output, check_output
+from ...fsutil import check_output
 from ...prepcheck import check_assumed_preprocessing, resolve_preprocessing, torch_logits
 from ...progress import Steps
 
@@ -145,7 +144,8 @@ def convert_tflite(
         )
     times["load_s"] = time.perf_counter() - t0
 
-    with atomic_output(out) as tmp:
+    with artifact_output(out) as pending:  # the file and its sidecar appear together (artifact.publish)
+        tmp = pending.tmp
         t0 = time.perf_counter()
         converted, rewritten = for_graph(ckpt.model, graph)  # the reference below stays the authors' module
         data = _convert(converted, precision, io, batch, prep, cal, plan, out, say, times)
@@ -165,9 +165,7 @@ def convert_tflite(
         _parity_gate(precision, verified["parity"], warnings)
         data = _embed(data, meta)
         tmp.write_bytes(data)
-        with contextlib.suppress(FileNotFoundError):
-            sidecar_path(out).unlink()  # an old sidecar must never describe the new file
-    write_meta(out, meta)
+        pending.meta = meta
     return TfliteResult(
         path=out,
         meta=meta,
