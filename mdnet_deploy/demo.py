@@ -222,6 +222,8 @@ def _quantize_step(onnx_path: Path, workdir: Path, say: Callable[[str], None]) -
                 max_drop=0.5,
                 force=True,
                 target=target,
+                # The reference form's layer ranking is what the report's sensitivity chart shows.
+                always_rank=target == "tensorrt",
             )
         except AccuracyBudgetError as exc:
             if exc.result is None:

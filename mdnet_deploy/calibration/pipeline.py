@@ -116,6 +116,7 @@ class QuantizeConfig:
     max_float_layers: int | None = None
     evaluate: ModelEvaluator | None = None  # None: OrtEvaluator on --eval images
     allow_overlap: bool = False  # evaluation images may also be calibration images (optimistic accuracy)
+    always_rank: bool = False  # rank the layers even when all-INT8 meets the budget (for the report's chart)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "src", Path(self.src))
@@ -303,6 +304,7 @@ def quantize_model(
     max_float_layers: int | None = None,
     evaluate: ModelEvaluator | None = None,
     allow_overlap: bool = False,
+    always_rank: bool = False,
 ) -> QuantizeResult:
     """Quantize ``onnx_path`` to INT8 QDQ at ``out_path``; see the module docstring.
 
@@ -329,6 +331,7 @@ def quantize_model(
         max_float_layers=max_float_layers,
         evaluate=evaluate,
         allow_overlap=allow_overlap,
+        always_rank=always_rank,
     )
     return run(cfg, progress=progress, on_warning=on_warning)
 
@@ -472,7 +475,7 @@ def rank_layers(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ctx: Cont
     pick = np.unique(np.linspace(0, len(x) - 1, min(cfg.sensitivity_images, len(x))).round().astype(int))
     ranking = Ranking(layers, skipped, x[pick])
     ctx.timing["build_full_s"] = time.perf_counter() - t0
-    if not cfg.checks_accuracy:
+    if not cfg.checks_accuracy or cfg.always_rank:
         sensitivity(prep, builder, ranking, ctx)
     return ranking
 
@@ -539,7 +542,8 @@ def guard(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ranking: Rankin
         ctx.say(f"guard: step 0: 0 layers float, top-1 drop {first.drop:+.2f} points")
         outcome = guard_mod.GuardOutcome([first], first, True, 0)
     else:
-        sensitivity(prep, builder, ranking, ctx)
+        if ranking.sens is None:
+            sensitivity(prep, builder, ranking, ctx)
         cap = ranking.cap(cfg.max_float_layers)
         outcome = guard_mod.run_guard(
             evaluate, ranking.noise, cfg.max_drop, cap, progress=lambda m: ctx.say(f"guard: {m}")

@@ -88,6 +88,11 @@ STAGE_LABELS = {
     "--trust-pickle", is_flag=True, help="Allow CIFAR data files that pickle Python objects (runs code from the file)."
 )
 @click.option(
+    "--rank-layers",
+    is_flag=True,
+    help="Rank every layer's sensitivity even when all-INT8 meets the budget (for the report's chart).",
+)
+@click.option(
     "--judge",
     type=click.Choice(JUDGES),
     default=None,
@@ -113,6 +118,7 @@ def command(
     trust_pickle: bool,
     allow_overlap: bool = False,
     judge: str | None = None,
+    rank_layers: bool = False,
 ) -> None:
     """Quantize MODEL (float ONNX) to INT8, keeping float the layers that break accuracy.
 
@@ -160,6 +166,7 @@ def command(
                 max_float_layers=max_float_layers,
                 allow_overlap=allow_overlap,
                 evaluate=evaluate,
+                always_rank=rank_layers,
             )
         except AccuracyBudgetError as exc:
             failed = getattr(exc, "result", None)

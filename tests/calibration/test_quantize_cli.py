@@ -374,3 +374,30 @@ def test_judge_onnxruntime_scores_the_guard_steps(trained_onnx, float_labelled_n
     assert result.exit_code in (0, 4), result.output  # 4: over budget, still a judged run
     report = json.loads(next(tmp_path.glob("*.report.json")).read_text())
     assert report["accuracy"]["float"]["top1"] == 100.0  # by construction of the set
+
+
+def test_rank_layers_ranks_even_when_all_int8_meets_the_budget(guarded_run, trained_onnx, float_labelled_npz, tmp_path):
+    """Lean quantize skips the ranking when all-INT8 is within budget; --rank-layers asks for it (report chart)."""
+    _, lean = guarded_run
+    lean_report = json.loads(lean.with_name("model.int8.report.json").read_text())
+    out = tmp_path / "model.int8.onnx"
+    result = run_cli(
+        "quantize",
+        trained_onnx,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        "--eval",
+        float_labelled_npz,
+        "--rank-layers",
+        "-o",
+        out,
+    )
+    assert result.exit_code in (0, 4), result.output
+    report = json.loads(next(tmp_path.glob("*.report.json")).read_text())
+    assert report["sensitivity"]["layers"]  # ranked, whatever the guard needed
+    if lean_report["guard"]["steps"][0]["met"]:
+        assert not (lean_report["sensitivity"] or {}).get("layers")  # the lean run did not rank
