@@ -139,7 +139,7 @@ def test_onnx_bench_on_the_device_side(any_device_bin, onnx_model, eval_set, tmp
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (row,) = json.loads(out.read_text())
-    assert row["status"] == "ok" and row["runtime"]["name"] == "onnxruntime"
+    assert row["status"] in ("ok", "unstable") and row["runtime"]["name"] == "onnxruntime"
     assert row["accuracy"]["n"] == 20 and row["iterations"] == 5
     assert row["device"]["env"]["numpy"]
 
@@ -155,4 +155,4 @@ def test_onnx_and_tflite_bench_on_the_device_side(device_bin, onnx_model, tflite
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = json.loads(out.read_text())
     assert [r["runtime"]["name"] for r in rows] == ["onnxruntime", "tflite"]
-    assert all(r["status"] == "ok" and r["accuracy"]["n"] == 20 for r in rows)
+    assert all(r["status"] in ("ok", "unstable") and r["accuracy"]["n"] == 20 for r in rows)
