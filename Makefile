@@ -56,7 +56,7 @@ DEVICE_MODULES := mdnet_deploy/__init__.py mdnet_deploy/__main__.py mdnet_deploy
 	mdnet_deploy/devices mdnet_deploy/remote mdnet_deploy/commands/__init__.py mdnet_deploy/commands/_common.py \
 	mdnet_deploy/commands/bench.py mdnet_deploy/commands/pack_eval.py mdnet_deploy/commands/doctor.py \
 	mdnet_deploy/reporting/__init__.py mdnet_deploy/reporting/profile.py mdnet_deploy/reporting/traces.py \
-	mdnet_deploy/reporting/terminal.py mdnet_deploy/calibration/__init__.py mdnet_deploy/calibration/graph.py
+	mdnet_deploy/reporting/terminal.py mdnet_deploy/node_names.py
 OLDEST_PYTHON ?= $(shell for p in python3.8 $(HOME)/.pyenv/versions/3.8*/bin/python3 python3.9 \
 	$(HOME)/.pyenv/versions/3.9*/bin/python3; do $$p -c 'import venv' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 OLDEST_VENV  ?= .venv-oldest

@@ -7,10 +7,24 @@ it, in one sentence, without a traceback.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Dict
 
-if TYPE_CHECKING:  # only for the annotation: errors.py is imported by everything, device side too
-    from .calibration.pipeline import QuantizeResult
+try:  # Python 3.8+: typing.Protocol
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    Protocol = object  # type: ignore[assignment,misc]
+
+
+class BudgetResult(Protocol):
+    """What an over-budget error carries: the model kept and its report.
+
+    calibration.pipeline.QuantizeResult is one; a Protocol rather than that class, so
+    errors.py (imported by everything, the device side too) imports nothing above it.
+    """
+
+    path: Path
+    report: Dict[str, Any]
 
 
 class MdnetDeployError(Exception):
@@ -52,13 +66,14 @@ class VerificationError(MdnetDeployError):
 class AccuracyBudgetError(MdnetDeployError):
     """Quantization could not meet the accuracy budget (best model kept).
 
-    ``result`` is the :class:`~mdnet_deploy.calibration.QuantizeResult` of the
-    best model, written under its over-budget name (None when there is none).
+    ``result`` is the :class:`~mdnet_deploy.calibration.QuantizeResult` (a
+    :class:`BudgetResult`) of the best model, written under its over-budget name
+    (None when there is none).
     """
 
     exit_code = 4
 
-    def __init__(self, message: str, result: QuantizeResult | None = None) -> None:
+    def __init__(self, message: str, result: BudgetResult | None = None) -> None:
         super().__init__(message)
         self.result = result
 

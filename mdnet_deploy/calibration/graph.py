@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from ..errors import ArtifactError, InputError
+from ..node_names import module_path
 
 #: Ops whose presence means the model is already quantized.
 QUANTIZED_OP_TYPES = frozenset(
@@ -71,22 +72,6 @@ def check_not_quantized(model: Any, path: str) -> None:
         raise ArtifactError(
             f"{path} is already quantized (it has {', '.join(found[:3])} nodes); give the float ONNX model from 'mdnet-deploy export'"
         )
-
-
-def module_path(node_name: str) -> str:
-    """``/transform/attn/qkv_dwconv7x7/Conv`` -> ``transform.attn.qkv_dwconv7x7``."""
-    scopes = [s for s in node_name.split("/") if s]
-    if len(scopes) < 2:  # no scope: a top-level op such as the final Flatten
-        return ""
-    parts: list[str] = []
-    for scope in scopes[:-1]:  # the last part is the op's own name (Conv, Add_1, ...)
-        last = parts[-1] if parts else None
-        # A Sequential child is scoped as "<parent attribute>.<index>".
-        if last is not None and scope.startswith(last + "."):
-            parts.append(scope[len(last) + 1 :])
-        else:
-            parts.append(scope)
-    return ".".join(parts)
 
 
 def assign_blocks(modules: Iterable[str]) -> dict[str, str]:

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..calibration.graph import module_path  # the exporter's naming rule (pure string logic, no onnx)
+from ..node_names import module_path
 
 SCHEMA = 1
 #: Runs a profiler discards first: the first call allocates and tunes, it is not a steady-state layer time.
