@@ -42,11 +42,12 @@ def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float,
 
 def warn(message: str) -> None:
     # Messages carry file names and device output: never read them as markup ("[/" in a path would crash rich).
-    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    # soft_wrap: one message stays one line (the terminal wraps it; a log or a remote stream keeps it whole).
+    err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False)
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
