@@ -178,6 +178,9 @@ def _double(changes: dict[str, dict]):
                     row["accuracy"]["top1"] += value
                 else:
                     row["latency_ms"][key] = value
+            if name in changes and row["status"] == "unstable":
+                # The given figures are the measurement: this machine's load must not make them "unstable".
+                row["status"], row["reason"] = "ok", None
         return rows
 
     return bench
@@ -188,7 +191,7 @@ def test_given_latencies_decide_the_winner(tiny_ckpt, tmp_path):
     result = deploy(config(tiny_ckpt, tmp_path / "o", candidates=("onnx-fp32", "onnx-int8")), bench=bench)
     (d,) = result.devices
     top1 = {c.spec.name: c.row["accuracy"]["top1"] for c in d.candidates}
-    if abs(top1["onnx-int8"] - top1["onnx-fp32"]) <= 0.5:
+    if top1["onnx-fp32"] - top1["onnx-int8"] <= 0.5:  # int8 within the budget (the usual case)
         assert d.choice.chosen == "onnx-int8"
         assert d.choice.verdict("onnx-fp32").reason.startswith("too slow: p50 5.000 ms vs p50 1.000 ms")
     bench = _double({"onnx-fp32": {"p50": 1.0}, "onnx-int8": {"p50": 5.0}})
