@@ -46,15 +46,15 @@ class OnnxRuntimeJudge:
 
     name = "onnxruntime"
 
-    def __init__(self, eval_x: np.ndarray, labels: np.ndarray, batch: int = 64) -> None:
+    def __init__(self, eval_x: np.ndarray, labels: np.ndarray) -> None:
         self.x = np.ascontiguousarray(eval_x, dtype=np.float32)
         self.labels = np.asarray(labels)
-        self.batch = batch
 
     def __call__(self, model_path: str | Path) -> Any:
-        from ..runtimes.onnxruntime import run_onnx
+        # The very session and batching of quantize's default evaluator: the same judge, named.
+        from .sensitivity import make_session, run_logits
 
-        return _score(run_onnx(str(model_path), self.x, batch=self.batch), self.labels)
+        return _score(run_logits(make_session(str(model_path)), self.x), self.labels)
 
 
 def float_layers(qdq_path: str | Path) -> list[str] | None:

@@ -50,15 +50,19 @@ def guarded_run(trained_onnx: Path, float_labelled_npz: Path, tmp_path_factory: 
 
 @pytest.fixture(scope="session")
 def float_labelled_npz(trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """digits:test labelled with the float model's own predictions: float top-1 is 100 % by construction."""
+    """digits:test labelled with the float model's own predictions: float top-1 is 100 % by construction.
+
+    The labels come from the session and batching that quantize's evaluator uses, so a near tie cannot be
+    broken one way here and the other way there.
+    """
     from mdnet_deploy.artifact import read_meta
+    from mdnet_deploy.calibration.sensitivity import make_session, run_logits
     from mdnet_deploy.data import load_dataset, preprocess
-    from mdnet_deploy.runtimes.onnxruntime import run_onnx
 
     meta = read_meta(trained_onnx)
     ds = load_dataset("digits:test")
     x = preprocess(ds.images, meta.preprocessing)
-    y = run_onnx(str(trained_onnx), x, batch=256).argmax(1)
+    y = run_logits(make_session(str(trained_onnx)), x).argmax(1)
     path = tmp_path_factory.mktemp("agree") / "float_labelled.npz"
     np.savez(path, x=x, y=y)
     return path

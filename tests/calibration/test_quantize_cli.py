@@ -284,7 +284,7 @@ def outlier_run(outlier_onnx, float_labelled_npz, tmp_path_factory):
 
 def test_sensitivity_rows_map_nodes_to_modules(outlier_run):
     result, out = outlier_run
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in (0, 4), result.output  # ranked either way; meeting the budget is the guard test's claim
     report = json.loads(out.with_name("model.int8.report.json").read_text())
     # The sensitivity table maps ONNX nodes to torch modules and blocks.
     rows = report["sensitivity"]["layers"]
