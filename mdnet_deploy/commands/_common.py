@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import click
@@ -38,6 +39,19 @@ def parse_floats(value: str | None, option: str, count: int = 3) -> tuple[float,
             f"{option} '{value}' is not finite; give {count} finite comma-separated numbers like 0.5,0.5,0.5"
         )
     return numbers
+
+
+def check_ssh_options(identity: object, inventory: object) -> None:
+    """--identity names the key of one --host; an inventory names each host's key itself."""
+    if identity and inventory:
+        raise InputError(
+            "--identity applies to --host alone; an inventory names keys with ansible_ssh_private_key_file"
+        )
+
+
+def known_hosts_path(value: object) -> str | None:
+    """--known-hosts as the library takes it: a plain path, ``~`` expanded (None: the library's default)."""
+    return str(Path(str(value)).expanduser()) if value else None
 
 
 def warn(message: str) -> None:

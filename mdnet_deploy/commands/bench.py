@@ -20,7 +20,7 @@ from ..devices.profiles import KINDS
 from ..errors import BenchFailedError, InputError
 from ..fsutil import check_output
 from ..runtimes.registry import NAMES as RUNTIME_NAMES
-from ._common import console, err_console, parse_floats, warn
+from ._common import check_ssh_options, console, err_console, known_hosts_path, parse_floats, warn
 
 #: Calls a per-layer profile averages (after one discarded warm-up call).
 PROFILE_RUNS = 20
@@ -266,12 +266,10 @@ def command(ctx: click.Context, **values: Any) -> None:
         check_remote_root(values["remote_dir"])
     if values["host"] and values["inventory"]:
         raise InputError("give either --host or --inventory, not both")
-    if values["identity"] and values["inventory"]:
-        raise InputError("--identity applies to --host; an inventory names keys with ansible_ssh_private_key_file")
+    check_ssh_options(values["identity"], values["inventory"])
 
     if values["host"] or values["inventory"]:
-        known = values["known_hosts"]
-        values["known_hosts"] = str(Path(known).expanduser()) if known else None
+        values["known_hosts"] = known_hosts_path(values["known_hosts"])
         with trusted_pickles(values["trust_pickle"]):
             rows = run_remote(ctx, values, device, models, values["eval_spec"])
     else:

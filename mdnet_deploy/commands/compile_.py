@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import InputError
-from ._common import console, err_console, fmt, info, parse_floats, warn
+from ._common import check_ssh_options, console, err_console, fmt, info, known_hosts_path, parse_floats, warn
 
 # Options that only one target reads: giving them to another is a mistake worth a message.
 TFLITE_ONLY = (
@@ -219,10 +219,7 @@ def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | No
 
     if opts.get("inventory"):
         targets = load_inventory(opts["inventory"], default_device="jetson")
-        if opts.get("identity"):
-            raise InputError(
-                "--identity applies to --host alone; an inventory names keys with ansible_ssh_private_key_file"
-            )
+        check_ssh_options(opts.get("identity"), opts["inventory"])
         if opts.get("host"):
             targets = [t for t in targets if t.name == opts["host"]]
             if not targets:
@@ -244,7 +241,6 @@ def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | No
     ):
         if value is not None:
             extra += [flag, str(value)]
-    known = opts.get("known_hosts")
     build_remote_engine(
         target,
         source,
@@ -254,7 +250,7 @@ def _tensorrt_remote(source: Path, precision: str, output: Path, batch: str | No
         identity=opts.get("identity"),
         accept_new_host_key=opts["accept_new_host_key"],
         keep_remote=opts["keep_remote"],
-        known_hosts=str(Path(known).expanduser()) if known else None,
+        known_hosts=known_hosts_path(opts.get("known_hosts")),
         progress=info,
     )
     _wrote_engine(output, read_meta(output))
