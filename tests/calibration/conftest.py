@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.calib import QUICK, run_cli
+from tests.helpers.calib import quick_quantize
 
 
 @pytest.fixture(scope="session")
@@ -31,20 +31,7 @@ def guarded_run(trained_onnx: Path, float_labelled_npz: Path, tmp_path_factory: 
     turn one failure into errors in every test that reads the outputs.
     """
     out = tmp_path_factory.mktemp("guarded") / "model.int8.onnx"
-    result = run_cli(
-        "quantize",
-        trained_onnx,
-        "--calib",
-        "digits:train",
-        "--calib-size",
-        QUICK["calib_size"],
-        "--sensitivity-images",
-        QUICK["sens"],
-        "--eval",
-        float_labelled_npz,
-        "-o",
-        out,
-    )
+    result = quick_quantize(trained_onnx, out, "--eval", float_labelled_npz)
     return result, out
 
 

@@ -16,6 +16,23 @@ def run_cli(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def quick_quantize(model: object, out: object, *extra: object):
+    """`quantize MODEL --calib digits:train` with the QUICK sizes, ``extra`` options, ``-o OUT``."""
+    return run_cli(
+        "quantize",
+        model,
+        "--calib",
+        "digits:train",
+        "--calib-size",
+        QUICK["calib_size"],
+        "--sensitivity-images",
+        QUICK["sens"],
+        *extra,
+        "-o",
+        out,
+    )
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
