@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .artifact import CIFAR100_MEAN, CIFAR100_STD, SOURCE_DEFAULT, Preprocessing
+from .artifact import CIFAR100_MEAN, CIFAR100_STD, SOURCE_DEFAULT, ArtifactMeta, Preprocessing
 from .errors import InputError
 
 #: Images evaluated per candidate (a class-balanced, seeded subset).
@@ -187,15 +187,14 @@ def resolve_preprocessing(
 
 
 def torch_logits(model: Any, batch: int = 64) -> Logits:
-    """Logits of a torch module in eval mode, in batches (for the check on export / compile)."""
+    """Logits of a torch module, in batches, through the TorchRunner (the one home of the PyTorch reference)."""
 
     def run(x: np.ndarray) -> np.ndarray:
-        import torch
+        from .runtimes.torch_runner import TorchRunner  # imported when used: this module stays numpy-only
 
-        with torch.inference_mode():
-            return np.concatenate(
-                [model(torch.from_numpy(x[i : i + batch])).float().numpy() for i in range(0, len(x), batch)]
-            )
+        reference = TorchRunner.for_model(model, ArtifactMeta(format="pt"))
+        with reference:
+            return reference.logits(np.ascontiguousarray(x, dtype=np.float32), batch=batch)
 
     return run
 
