@@ -112,7 +112,7 @@ def test_excluded_pattern_stays_float(trained_onnx, tmp_path):
 def test_over_budget_keeps_best_model_under_other_name(outlier_onnx, float_labelled_npz, tmp_path):
     # Over budget by construction: all-INT8 of the outlier model loses the budget on any machine (its one
     # outlier channel zeroes the others), --max-drop 0 leaves no slack and --max-float-layers 0 forbids repair.
-    # (The plain trained model flips too few images to be sure of that: one on some machines, none on others.)
+    # (The plain trained model flips one image here: too few to be sure another machine's kernels flip any.)
     out = tmp_path / "model.int8.onnx"
     result = quick_quantize(
         outlier_onnx, out, "--eval", float_labelled_npz, "--max-drop", "0", "--max-float-layers", "0"
