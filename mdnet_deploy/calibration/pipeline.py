@@ -48,6 +48,7 @@ from .graph import Candidate, check_not_quantized, companions, find_candidates, 
 from .qdq import ChainIndex, QuantForm, calibration_op_types, check_form, form_for, quantize, quantized_nodes
 from .report import empty_report, over_budget_path_for, report_path_for, write_report
 from .sensitivity import Sensitivity, analyse, make_session, run_logits
+from .speed import SpeedResult
 
 Progress = Steps  # see mdnet_deploy.progress
 LARGE_EVAL = 2000  # above this many evaluation images, suggest --eval-size (each guard step runs them all)
@@ -117,6 +118,7 @@ class QuantizeConfig:
     evaluate: ModelEvaluator | None = None  # None: OrtEvaluator on --eval images
     allow_overlap: bool = False  # evaluation images may also be calibration images (optimistic accuracy)
     always_rank: bool = False  # rank the layers even when all-INT8 meets the budget (for the report's chart)
+    speed_fallback: bool = False  # keep float the convs ONNX Runtime runs faster in float here (calibration.speed)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "src", Path(self.src))
@@ -138,6 +140,10 @@ class QuantizeConfig:
         if self.batch_size < 1 or self.sensitivity_images < 1:
             raise InputError("batch_size and sensitivity_images must be positive")
         form_for(self.target)  # refuses an unknown target
+        if self.speed_fallback and self.target != "ort":
+            raise InputError(
+                f"--speed-fallback times ONNX Runtime's CPU kernels, which run only the ort form; add --target ort (not {self.target})"
+            )
         src, out = self.src, self.out
         if not src.exists():
             raise InputError(f"model {src} does not exist; give the float model.onnx written by 'mdnet-deploy export'")
@@ -213,6 +219,8 @@ class Prepared:
     excluded: list[Candidate]
     followers: dict[str, str]
     active: list[Candidate]
+    slow: list[Candidate] = field(default_factory=list)  # kept float because float runs faster here (--speed-fallback)
+    speed: SpeedResult | None = None
 
 
 class Builder:
@@ -305,6 +313,7 @@ def quantize_model(
     evaluate: ModelEvaluator | None = None,
     allow_overlap: bool = False,
     always_rank: bool = False,
+    speed_fallback: bool = False,
 ) -> QuantizeResult:
     """Quantize ``onnx_path`` to INT8 QDQ at ``out_path``; see the module docstring.
 
@@ -332,6 +341,7 @@ def quantize_model(
         evaluate=evaluate,
         allow_overlap=allow_overlap,
         always_rank=always_rank,
+        speed_fallback=speed_fallback,
     )
     return run(cfg, progress=progress, on_warning=on_warning)
 
@@ -351,6 +361,8 @@ def run(
             prep = prepare(cfg, ctx)
             cache = calibrate_ranges(cfg, prep, ctx)
             builder = Builder(cfg, prep, cache, ctx.tmp)
+            if cfg.speed_fallback and speed_fallback(prep, builder, ctx):
+                builder = Builder(cfg, prep, cache, ctx.tmp)  # its builds assumed the old active set
             ranking = rank_layers(cfg, prep, builder, ctx)
             outcome = guard(cfg, prep, builder, ranking, ctx)
             return write(cfg, prep, builder, ranking, outcome, ctx)
@@ -456,6 +468,39 @@ def calibrate_ranges(cfg: QuantizeConfig, prep: Prepared, ctx: Context) -> Path:
     ctx.timing["calibration_s"] = time.perf_counter() - t0
     ctx.mark("calibration")
     return cache
+
+
+def speed_fallback(prep: Prepared, builder: Builder, ctx: Context) -> bool:
+    """Move the convs ONNX Runtime runs faster in float on this host from ``prep.active`` to ``prep.slow``.
+
+    Returns whether the active set changed (see :mod:`mdnet_deploy.calibration.speed`).
+    """
+    from platform import machine, node
+
+    from .speed import faster_model, layer_speeds
+
+    t0 = time.perf_counter()
+    ctx.say("speed: timing each conv in INT8 and in float (ONNX Runtime profile, 1 thread)")
+    full, _ = builder.build([], "speed-all.onnx")
+    x = prep.calib.x[:1]
+    convs = {c.name: c.module for c in prep.active if c.op_type == "Conv"}
+    layers = layer_speeds(prep.pre, full, prep.model.graph, convs, x)
+    result = SpeedResult(layers, host=f"{node()} ({machine()})")
+    prep.speed = result
+    slow = [layer.node for layer in layers if layer.float_faster]
+    if slow:
+        mixed, _ = builder.build(slow, "speed-mixed.onnx")
+        all_ms, mixed_ms = faster_model([full, mixed], x)
+        result.p50_ms = {"all_int8": all_ms, "with_float_layers": mixed_ms}
+        if mixed_ms < all_ms:
+            result.chosen, result.kept_float = "with_float_layers", slow
+    ctx.timing["speed_s"] = time.perf_counter() - t0
+    if not result.kept_float:
+        return False
+    keep = set(result.kept_float)
+    prep.slow = [c for c in prep.active if c.name in keep]
+    prep.active = [c for c in prep.active if c.name not in keep]
+    return True
 
 
 def rank_layers(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ctx: Context) -> Ranking:
@@ -670,6 +715,7 @@ def write(
         evaluation=(dict(ev.describe(), count=len(ev)) if ev is not None else None),
         accuracy=outcome.accuracy,
         guard=outcome.report,
+        speed=prep.speed.to_dict() if prep.speed else None,
         float_fallback={"nodes": float_names, "modules": float_modules, "blocks": float_blocks, "layers": float_rows},
         not_quantized_by_policy=not_quantized_summary(prep.model, prep.candidates),
         layers={
@@ -719,6 +765,16 @@ def _float_rows(cfg: QuantizeConfig, prep: Prepared, ranking: Ranking, outcome: 
     by_layer = {c.name: c for c in prep.candidates}
     sens_by_node = {s.node: s for s in ranking.sens.layers} if ranking.sens else {}
     rows = [_float_row(c, "exclude", None, f"excluded by --exclude {' '.join(cfg.exclude)}") for c in prep.excluded]
+    speeds = {s.node: s for s in prep.speed.layers} if prep.speed else {}
+    rows += [
+        _float_row(
+            c,
+            "speed",
+            None,
+            f"faster in float on this host: {speeds[c.name].float_us:.0f} us vs {speeds[c.name].int8_us:.0f} us in INT8 (ONNX Runtime profile)",
+        )
+        for c in prep.slow
+    ]
     for name in ranking.ranked[: outcome.k_final]:
         s = sens_by_node[name]
         rows.append(

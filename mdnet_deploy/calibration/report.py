@@ -89,6 +89,7 @@ def empty_report() -> dict[str, Any]:
         "evaluation",
         "accuracy",
         "guard",
+        "speed",
         "float_fallback",
         "not_quantized_by_policy",
         "layers",

@@ -26,7 +26,12 @@ from ._common import console, fmt, info
     default=None,
     help="Where the trained demo checkpoint is cached (default $MDNET_DEPLOY_CACHE or ~/.cache/mdnet-deploy).",
 )
-@click.option("--width", type=float, default=None, help="MDNET width multiplier for the demo model (default 0.5).")
+@click.option(
+    "--width",
+    type=float,
+    default=None,
+    help="MDNET width multiplier for the demo model (default 1.0, the full network).",
+)
 @click.option("--epochs", type=int, default=None, help="Training epochs on first run (default 10).")
 def command(workdir: Path, cache_dir: Path | None, width: float | None, epochs: int | None) -> None:
     """Train (once, cached), export, quantize, compile and bench MDNET on scikit-learn's digits.

@@ -62,7 +62,8 @@ def parse_batch(value: str) -> int | None:
     type=click.Choice(["cpu", "original"]),
     default="cpu",
     show_default=True,
-    help="cpu: grouped attention convs as depthwise+sum (fast on ONNX Runtime/TFLite); original: the authors' form (TensorRT).",
+    help="cpu: the same function in CPU-friendly ops (attention's dead q/k branch dropped, grouped convs as "
+    "depthwise + slice sums; fast on ONNX Runtime/TFLite); original: the authors' form (TensorRT).",
 )
 def command(
     checkpoint: Path,

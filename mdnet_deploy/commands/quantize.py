@@ -93,6 +93,12 @@ STAGE_LABELS = {
     help="Rank every layer's sensitivity even when all-INT8 meets the budget (for the report's chart).",
 )
 @click.option(
+    "--speed-fallback",
+    is_flag=True,
+    help="With --target ort: time every conv in INT8 and in float on this machine (ONNX Runtime profile) and keep "
+    "float those that run clearly faster in float, if the whole model is then faster; the report lists the timings.",
+)
+@click.option(
     "--judge",
     type=click.Choice(JUDGES),
     default=None,
@@ -119,12 +125,14 @@ def command(
     allow_overlap: bool = False,
     judge: str | None = None,
     rank_layers: bool = False,
+    speed_fallback: bool = False,
 ) -> None:
     """Quantize MODEL (float ONNX) to INT8, keeping float the layers that break accuracy.
 
     \b
     Example:
       mdnet-deploy quantize out/model.onnx --calib digits:train --eval digits -o out/model.int8.onnx
+      mdnet-deploy quantize out/model.onnx --calib digits:train --target ort --speed-fallback
     """
     from ..calibration import quantize_model
     from ..data.pickles import trusted_pickles
@@ -167,6 +175,7 @@ def command(
                 allow_overlap=allow_overlap,
                 evaluate=evaluate,
                 always_rank=rank_layers,
+                speed_fallback=speed_fallback,
             )
         except AccuracyBudgetError as exc:
             failed = getattr(exc, "result", None)
@@ -257,6 +266,19 @@ def render_quantize(report: dict[str, Any], top: int = 12) -> None:
     if kernels:
         table.add_row(
             "convs as integer kernels on ORT", "", f"{kernels['integer_convs']} (float: {kernels['float_convs']})"
+        )
+    speed = report.get("speed")
+    if speed:
+        p50 = speed.get("p50_ms") or {}
+        table.add_row(
+            "speed fallback (this host, ORT, 1 thread)",
+            "",
+            f"{len(speed['kept_float'])} convs float; batch-1 p50 "
+            + (
+                f"{p50['with_float_layers']:.3f} ms vs all-INT8 {p50['all_int8']:.3f} ms"
+                if p50
+                else "not timed (no conv runs clearly faster in float)"
+            ),
         )
     table.add_row("calibration", "", f"{cal['method']}, {cal['count']} images")
     timing, mem = report["timing"], report["memory"]

@@ -128,15 +128,34 @@ def load_dataset(spec: str, split: str = "test", size: tuple[int, int] | None = 
 
 
 # -- digits ---------------------------------------------------------------------------
-def _load_digits(split: str) -> Dataset:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as (images (1797, 8, 8) float 0..16, labels), the same arrays as ``load_digits``.
+
+    Read straight from the CSV scikit-learn ships: importing scikit-learn to
+    reach it took 1.2 s of a 7 s quantize (docs/BENCHMARKS.md, issue 12).
+    ``load_digits`` is the fallback if the file ever moves.
+    """
+    import gzip
+    from importlib.util import find_spec
+
+    spec = find_spec("sklearn")  # finds the package without importing it
+    csv = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
+    if csv is not None and csv.is_file():
+        with gzip.open(csv, "rt") as f:
+            data = np.loadtxt(f, delimiter=",")
+        return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def _load_digits(split: str) -> Dataset:
+    raw, labels = digits_arrays()
     # 0..16 grey levels -> 0..255, nearest-neighbour x4 to 32x32, grey -> RGB.
-    grey = np.clip(bunch.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    grey = np.clip(raw * (255.0 / 16.0), 0, 255).astype(np.uint8)
     big = grey.repeat(4, axis=1).repeat(4, axis=2)
     images = np.repeat(big[..., None], 3, axis=3)
-    labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(DIGITS_SEED).permutation(len(labels))
     n_test = int(round(len(labels) * DIGITS_TEST_FRACTION))
     index = {"test": order[:n_test], "train": order[n_test:], "all": order}[split]

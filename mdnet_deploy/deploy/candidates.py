@@ -114,6 +114,8 @@ class BuildOptions:
     judge: str | None = None
     #: extra keyword arguments for quantize_model
     quantize_extra: dict[str, Any] = field(default_factory=dict)
+    #: the ort-form INT8 ONNX runs only on this machine: time its convs here (quantize --speed-fallback)
+    ort_speed_fallback: bool = False
 
 
 @dataclass
@@ -171,6 +173,9 @@ class Intermediates:
             )
             try:
                 extra = dict(o.quantize_extra)
+                if target == "ort" and o.ort_speed_fallback:
+                    extra.setdefault("speed_fallback", True)
+                    notes.append("convs timed in INT8 and float on this machine; the faster precision kept per conv")
                 if judge_name:
                     from ..calibration.judge import make_judge
 

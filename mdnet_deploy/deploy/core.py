@@ -331,6 +331,8 @@ def deploy(
         trust_pickle=config.trust_pickle,
         judge=config.judge,
         quantize_extra=dict(quantize_extra or {}),
+        # Per-conv precision by timing is only right on the CPU that was timed: every host device is this one.
+        ort_speed_fallback=all(d.target is None for d in devices if d.kind == "host"),
     )
     inter = Intermediates(opts, build_dir, say)
     float_onnx = inter.float_onnx()

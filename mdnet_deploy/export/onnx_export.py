@@ -105,8 +105,9 @@ def export_onnx(
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out_dir/filename``; ``batch=None`` means dynamic batch.
 
-    ``graph``: ``cpu`` (default) writes the depthwise+sum form of MDNET's grouped
-    convolutions (:mod:`mdnet_deploy.model.cpu_graph`), 2.3x faster on ONNX Runtime's CPU EP;
+    ``graph``: ``cpu`` (default) writes MDNET's CPU form (:mod:`mdnet_deploy.model.cpu_graph`:
+    the attention as its value path, grouped convolutions as depthwise convs plus slice sums),
+    the same function in kernels ONNX Runtime's CPU EP runs fast (docs/BENCHMARKS.md, issue 12);
     ``original`` keeps the authors' grouped convolutions (TensorRT's form).
 
     Nothing is written unless the parity check passes: the ONNX file is built

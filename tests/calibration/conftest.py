@@ -81,8 +81,12 @@ def outlier_onnx(trained_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -
     qkv = nodes["/transform/attn/qkv/Conv"]
     scale(qkv.input[1], (0,), 1000.0)
     scale(qkv.input[2], (0,), 1000.0)
-    for conv in ("qkv_dwconv3x3", "qkv_dwconv5x5", "qkv_dwconv7x7"):
-        scale(nodes[f"/transform/attn/{conv}/Conv"].input[1], (0, 0), 1e-3)  # group 0, input channel 0
+    # Channel 0 keeps its index in both graphs (the CPU graph reorders qkv j-major: o*3+j -> j*dim+o), and
+    # weight [0, 0] is what reads it: group 0's first input (original) or depthwise channel 0 (CPU graph,
+    # where only v's conv is left).
+    convs = [f"/transform/attn/{c}/Conv" for c in ("qkv_dwconv3x3", "qkv_dwconv5x5", "qkv_dwconv7x7")]
+    for conv in [c for c in convs if c in nodes]:
+        scale(nodes[conv].input[1], (0, 0), 1e-3)
     path = tmp_path_factory.mktemp("outlier") / "model.onnx"
     onnx.save(model, str(path))
     # The float model's metadata, stamped for this file (a copied sidecar would not match its sha256).

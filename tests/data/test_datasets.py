@@ -51,6 +51,17 @@ def test_digits_split_is_deterministic_and_disjoint():
     assert test.num_classes == 10
 
 
+def test_digits_read_from_the_csv_equal_scikit_learns_loader():
+    """The bundled CSV is read without importing scikit-learn; it must be exactly what load_digits returns."""
+    from sklearn.datasets import load_digits
+
+    from mdnet_deploy.data.dataset import digits_arrays
+
+    images, labels = digits_arrays()
+    bunch = load_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(labels, bunch.target)
+
+
 def test_cifar10_folder_and_parent(tmp_path):
     folder = _cifar10(tmp_path)
     test = load_dataset(str(tmp_path))  # the parent folder works too

@@ -77,19 +77,19 @@ def convert_tflite(
     ``threads``: interpreter threads for the host verification (default 1: fastest on
     small shared machines, where a second XNNPACK thread mostly spin-waits).
     ``progress(stage, done, total)`` is called as work advances; nothing is printed.
-    ``graph``: ``cpu`` converts the depthwise+sum form of MDNET's grouped convolutions
-    (:mod:`mdnet_deploy.model.cpu_graph`); ``original`` the authors' form; None picks by
-    measurement (docs/BENCHMARKS.md, issue 12): ``cpu`` for fp32/fp16 (XNNPACK 1.7x faster),
-    ``original`` for int8 (even: the per-group SUM runs in float between DEQUANTIZE/QUANTIZE).
-    Parity is always checked against the authors' module.
+    ``graph``: ``cpu`` (the default) converts MDNET's CPU form (:mod:`mdnet_deploy.model.cpu_graph`:
+    the attention's value path, grouped convs as depthwise + slice sums, 7x7 depthwise kernels
+    in row bands XNNPACK has kernels for); ``original`` the authors' form. By measurement
+    (docs/BENCHMARKS.md, issue 12) the CPU form is 2.2x faster for fp32 and 2.6x for int8 on
+    XNNPACK. Parity is always checked against the authors' module.
     """
     from ...model.checkpoint import load_checkpoint
-    from ...model.cpu_graph import GRAPHS, for_graph
+    from ...model.cpu_graph import GRAPHS, XNNPACK_DWCONV_TAPS, for_graph
     from .source import check_modules, resolve_source
 
     say = progress or (lambda *_: None)
     precision, io, out = _check_options(precision, io, batch, calib_size, out)
-    graph = graph or ("original" if precision == "int8" else "cpu")
+    graph = graph or "cpu"
     if graph not in GRAPHS:
         raise InputError(
             f"graph {graph} is not known; use cpu (depthwise+sum, XNNPACK) or original (the authors' grouped convs)"
@@ -147,7 +147,8 @@ def convert_tflite(
     with artifact_output(out) as pending:  # the file and its sidecar appear together (artifact.publish)
         tmp = pending.tmp
         t0 = time.perf_counter()
-        converted, rewritten = for_graph(ckpt.model, graph)  # the reference below stays the authors' module
+        # The reference below stays the authors' module; XNNPACK gets depthwise kernels it has fast paths for.
+        converted, rewritten = for_graph(ckpt.model, graph, max_taps=XNNPACK_DWCONV_TAPS)
         data = _convert(converted, precision, io, batch, prep, cal, plan, out, say, times)
         times["convert_s"] = time.perf_counter() - t0  # includes calibrate_s
         tmp.write_bytes(data)
