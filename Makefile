@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PIP    := $(VENV)/bin/python -m pip
 STAMP  := $(VENV)/.installed
-EXTRAS ?= export,tflite,remote,report,dev
+EXTRAS ?= export,tflite,remote,report,openvino,dev
 
 .PHONY: demo test test-fast test-arm test-tensorrt-api venv device-venv wheel check-py38 lint browser clean
 

@@ -142,6 +142,9 @@ def _model_block(job: _Job) -> dict[str, Any]:
         "size_mb": job.path.stat().st_size / 1e6,
         "sha256": sha256_file(job.path),
     }
+    computes = registry.RUNTIMES[job.runtime].computes if job.runtime in registry.RUNTIMES else None
+    if computes:  # a runtime that computes the file in another precision (openvino-bf16): the row is that precision
+        block.update(precision=computes, stored_precision=block["precision"])
     if job.runtime == "torch" and job.fmt != "pt" and meta and meta.checkpoint:
         # The PyTorch baseline of an exported artifact runs its checkpoint: say so.
         ckpt = meta.checkpoint

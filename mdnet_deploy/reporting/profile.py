@@ -40,6 +40,7 @@ SCHEMA = 1
 SKIP_FIRST_RUNS = 1
 
 _ORT_SUFFIX = re.compile(r"(_output_\d+)?(_nchwc)?$")
+_OPENVINO_SUFFIX = re.compile(r"/WithoutBiases$")  # OpenVINO splits a Conv's bias off and renames the conv so
 _INSERTED = re.compile(r"^(Reorder(Input|Output)|Reformatting|Transpose|Squeeze|Unsqueeze|Reshape|Cast)\w*_token_\d+$")
 #: Ops that a runtime fuses into the convolution before them; the node then carries the activation's name.
 _ACTIVATIONS = ("Clip", "Relu", "Sigmoid", "HardSigmoid", "LeakyRelu", "HardSwish")
@@ -61,14 +62,15 @@ def _first_onnx_name(name: str) -> str:
     return text.strip(" ()[]{}")
 
 
-def _is_inserted(name: str) -> bool:
+def _is_inserted(name: str, op: str | None = None) -> bool:
     """A node the runtime made (layout reorder, reformatting copy), not one of the model's ops.
 
     Model ops keep the exporter's scopes (``/a/b/Op``); runtime-made nodes have
     none (``ReorderOutput_token_189``) or say what they are (TensorRT's
-    ``Reformatting CopyNode for ... to /a/Conv`` names the layer it feeds).
+    ``Reformatting CopyNode for ... to /a/Conv`` names the layer it feeds;
+    OpenVINO's layout ``Reorder`` borrows its neighbour's name, so its op says it).
     """
-    return name.startswith("Reformatting") or bool(_INSERTED.match(name)) or "/" not in name
+    return name.startswith("Reformatting") or bool(_INSERTED.match(name)) or "/" not in name or op == "Reorder"
 
 
 def module_of(name: str, op: str | None = None) -> tuple[str, str | None]:
@@ -78,9 +80,9 @@ def module_of(name: str, op: str | None = None) -> tuple[str, str | None]:
     ``/stage1/residual/residual.2/Clip_output_0_nchwc`` run as a Conv -> ``stage1.residual.2``
     with ``Clip`` fused (ONNX Runtime names a Conv+activation after the activation).
     """
-    if _is_inserted(name):
+    if _is_inserted(name, op):
         return "", None
-    onnx_name = _ORT_SUFFIX.sub("", _first_onnx_name(name))
+    onnx_name = _OPENVINO_SUFFIX.sub("", _ORT_SUFFIX.sub("", _first_onnx_name(name)))
     scopes = [s for s in onnx_name.split("/") if s]
     while scopes and scopes[-1].endswith("Fusion"):  # ORT: /a/MatMul/MatmulTransposeFusion/
         scopes.pop()
@@ -143,7 +145,7 @@ def build_profile(
                 "block": None,
                 "op": op,
                 "fused": fused,
-                "inserted": _is_inserted(name),
+                "inserted": _is_inserted(name, op),
                 "ms": float(layer["ms"]),
                 "share": 0.0,
                 "calls": layer.get("calls"),
@@ -277,15 +279,20 @@ def parse_trtexec_profile(text: str) -> dict[str, Any]:
 
 
 def from_layer_times(
-    times: Mapping[str, Sequence[float]], runtime: str, source: str, skip_runs: int = SKIP_FIRST_RUNS
+    times: Mapping[str, Sequence[float]],
+    runtime: str,
+    source: str,
+    skip_runs: int = SKIP_FIRST_RUNS,
+    ops: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A profile from per-run layer times in ms (what TensorRT's IProfiler reports), in first-seen order."""
+    """A profile from per-run layer times in ms (TensorRT's IProfiler, OpenVINO's counters), in first-seen order."""
     layers = []
     runs = 0
     for name, values in times.items():
         vals = list(values)[skip_runs:] if len(values) > skip_runs else list(values)
         runs = max(runs, len(vals))
-        layers.append({"name": name, "op": None, "ms": _median(vals) if vals else 0.0, "calls": 1})
+        op = (ops or {}).get(name)
+        layers.append({"name": name, "op": op, "ms": _median(vals) if vals else 0.0, "calls": 1})
     return build_profile(layers, runtime, source, runs)
 
 

@@ -30,6 +30,10 @@ class RuntimeSpec:
     #: formats the runtime opens natively (what ``auto`` considers)
     formats: tuple[str, ...]
     install: str  # how to get it, for messages
+    #: the precision the runtime computes in when it differs from the artifact's (result rows report it)
+    computes: str | None = None
+    #: whether ``auto`` may fall back to it; False: only an explicit --runtime runs it
+    auto: bool = True
 
 
 RUNTIMES: dict[str, RuntimeSpec] = {
@@ -52,6 +56,25 @@ RUNTIMES: dict[str, RuntimeSpec] = {
     ),
     "torch": RuntimeSpec(
         "torch", "mdnet_deploy.runtimes.torch_runner", "TorchRunner", ("pt",), "pip install 'mdnet-deploy[export]'"
+    ),
+    # Run .onnx, but only when asked (--runtime openvino[-bf16]): never chosen by auto, so a .onnx row means ONNX
+    # Runtime unless it says otherwise.
+    "openvino": RuntimeSpec(
+        "openvino",
+        "mdnet_deploy.runtimes.openvino",
+        "OpenVinoRunner",
+        ("onnx",),
+        "pip install 'mdnet-deploy[openvino]' (x86 hosts)",
+        auto=False,
+    ),
+    "openvino-bf16": RuntimeSpec(
+        "openvino-bf16",
+        "mdnet_deploy.runtimes.openvino",
+        "OpenVinoBf16Runner",
+        ("onnx",),
+        "pip install 'mdnet-deploy[openvino]' (x86 hosts with AVX512-BF16 or AMX)",
+        computes="bf16",
+        auto=False,
     ),
 }
 NAMES: tuple[str, ...] = tuple(RUNTIMES)
@@ -122,7 +145,7 @@ def choose_runtime(fmt: str, kind: str, requested: str = "auto", meta: ArtifactM
     # The profile's order first; then any runtime that opens the format, so
     # that e.g. a .pth on a host still finds the torch runner.
     candidates = [n for n in profile.runtimes if fmt in RUNTIMES[n].formats]
-    candidates += [n for n in NAMES if fmt in RUNTIMES[n].formats and n not in candidates]
+    candidates += [n for n in NAMES if fmt in RUNTIMES[n].formats and RUNTIMES[n].auto and n not in candidates]
     if not candidates:
         raise UnavailableError(f"no runtime opens .{fmt} artifacts; give an .onnx, .tflite, .engine or .pth")
     tried = []
