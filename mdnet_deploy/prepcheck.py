@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .artifact import CIFAR100_MEAN, CIFAR100_STD, SOURCE_DEFAULT, ArtifactMeta, Preprocessing
+from .artifact import CIFAR100_MEAN, CIFAR100_STD, SOURCE_DEFAULT, Preprocessing
 from .errors import InputError
 
 #: Images evaluated per candidate (a class-balanced, seeded subset).
@@ -184,19 +184,6 @@ def resolve_preprocessing(
             source=SOURCE_CHECKPOINT,
         )
     return Preprocessing(size=size, source=SOURCE_DEFAULT)
-
-
-def torch_logits(model: Any, batch: int = 64) -> Logits:
-    """Logits of a torch module, in batches, through the TorchRunner (the one home of the PyTorch reference)."""
-
-    def run(x: np.ndarray) -> np.ndarray:
-        from .runtimes.torch_runner import TorchRunner  # imported when used: this module stays numpy-only
-
-        reference = TorchRunner.for_model(model, ArtifactMeta(format="pt"))
-        with reference:
-            return reference.logits(np.ascontiguousarray(x, dtype=np.float32), batch=batch)
-
-    return run
 
 
 def onnx_logits(path: str, batch: int = 16) -> Logits:

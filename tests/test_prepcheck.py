@@ -19,6 +19,10 @@ from tests.helpers.prep import colour_images, half_trained
 
 HALF = ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"]
 SUGGESTION = "--mean 0.5,0.5,0.5 --std 0.5,0.5,0.5"
+# The authors' graph for exports that must pass parity: this model amplifies rounding about tenfold per stage
+# by construction, so the CPU graph's other summation order reaches ~1e-4 in its logits (measured 1.05e-4
+# through ONNX Runtime, 6e-5 in torch); the tests here are about preprocessing, not about the CPU graph.
+ORIGINAL = ["--no-simplify", "--graph", "original"]
 FAST = ["--device", "host", "--warmup", "1", "--iterations", "2", "--threads", "1", "--power-meter", "none"]
 
 
@@ -32,7 +36,7 @@ def half_onnx(half: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory)
     """The same weights exported without --mean/--std and without --data: the default is recorded, unchecked."""
     pytest.importorskip("onnxruntime")
     out = tmp_path_factory.mktemp("half_onnx")
-    res = run_cli("export", half[0], "-o", out, "--no-simplify")
+    res = run_cli("export", half[0], "-o", out, *ORIGINAL)
     assert res.exit_code == 0, res.output
     return out / "model.onnx"
 
@@ -78,7 +82,7 @@ def test_export_records_where_the_statistics_came_from(
 ) -> None:
     assert json.loads(sidecar_path(half_onnx).read_text())["preprocessing"]["source"] == SOURCE_DEFAULT
     out = tmp_path / "given"
-    res = run_cli("export", half[0], "-o", out, "--data", half[1], *HALF, "--no-simplify")
+    res = run_cli("export", half[0], "-o", out, "--data", half[1], *HALF, *ORIGINAL)
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "model.onnx.json").read_text())
     assert meta["preprocessing"]["source"] == SOURCE_GIVEN and meta["preprocessing"]["mean"] == [0.5, 0.5, 0.5]
@@ -91,7 +95,7 @@ def test_statistics_stored_in_the_checkpoint_are_used_and_recorded(half: tuple[P
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"state_dict": torch.load(half[0]), "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}, wrapped)
     out = tmp_path / "out"
-    res = run_cli("export", wrapped, "-o", out, "--data", half[1], "--no-simplify")
+    res = run_cli("export", wrapped, "-o", out, "--data", half[1], *ORIGINAL)
     assert res.exit_code == 0, res.output
     assert json.loads((out / "model.onnx.json").read_text())["preprocessing"]["source"] == SOURCE_CHECKPOINT
 

@@ -19,7 +19,8 @@ import numpy as np
 from ..artifact import ArtifactMeta, TensorSpec, artifact_output
 from ..errors import ConversionError, InputError, VerificationError
 from ..fsutil import ensure_writable_dir
-from ..prepcheck import check_assumed_preprocessing, resolve_preprocessing, torch_logits
+from ..prepcheck import check_assumed_preprocessing, resolve_preprocessing
+from ..runtimes.torch_runner import torch_logits
 from .parity import ParityCheck
 
 __all__ = ["ExportResult", "ParityCheck", "export_onnx", "embed_metadata", "tool_versions"]
@@ -237,7 +238,12 @@ def export_onnx(
         if worst > tolerance:
             raise VerificationError(
                 f"ONNX output differs from PyTorch by {worst:.3g} (> {tolerance:g}); nothing was written. "
-                "Retry with --no-simplify or another --opset, and report the model if it persists"
+                + (
+                    "Retry with --graph original (the CPU graph sums in another order, which a model that "
+                    "amplifies rounding can feel), --no-simplify or another --opset; report the model if it persists"
+                    if graph == "cpu"
+                    else "Retry with --no-simplify or another --opset, and report the model if it persists"
+                )
             )
         embed_metadata(proto, meta)
         onnx.save(proto, str(tmp))

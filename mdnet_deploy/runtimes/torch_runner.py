@@ -9,7 +9,7 @@ never imports this module's dependencies.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -157,3 +157,17 @@ class TorchRunner(Runner):
             if self.device.startswith("cuda"):
                 d["gpu"] = self._torch.cuda.get_device_name(0)
         return d
+
+
+def torch_logits(model: Any, batch: int = 64) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits of a torch module, in batches, through the TorchRunner (the one home of the PyTorch reference).
+
+    A callable for the preprocessing check (:func:`mdnet_deploy.prepcheck.check_assumed_preprocessing`).
+    """
+
+    def run(x: np.ndarray) -> np.ndarray:
+        reference = TorchRunner.for_model(model, ArtifactMeta(format="pt"))
+        with reference:
+            return reference.logits(np.ascontiguousarray(x, dtype=np.float32), batch=batch)
+
+    return run

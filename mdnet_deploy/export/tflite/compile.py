@@ -21,8 +21,9 @@ import numpy as np
 from ...artifact import ArtifactMeta, Preprocessing, TensorSpec, artifact_output, file_ref
 from ...errors import ArtifactError, DataError, InputError, OutputError, VerificationError
 from ...fsutil import check_output
-from ...prepcheck import check_assumed_preprocessing, resolve_preprocessing, torch_logits
+from ...prepcheck import check_assumed_preprocessing, resolve_preprocessing
 from ...progress import Steps
+from ...runtimes.torch_runner import torch_logits
 
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("float", "int8")
