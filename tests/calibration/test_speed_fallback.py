@@ -28,7 +28,8 @@ def test_speed_fallback_report_matches_what_was_written(trained_onnx: Path, tmp_
     convs = [n.name for n in onnx.load(str(trained_onnx)).graph.node if n.op_type == "Conv"]
     assert sorted(layer["node"] for layer in speed["layers"]) == sorted(convs)  # every conv timed in both precisions
     for layer in speed["layers"]:
-        assert layer["int8_us"] > 0 and layer["float_us"] > 0
+        # >= 0: ORT's profiler counts whole microseconds, and a small layer on a fast CPU can round to 0.
+        assert layer["int8_us"] >= 0 and layer["float_us"] >= 0
         rule = (
             layer["float_us"] * SPEED_MARGIN < layer["int8_us"] and layer["int8_us"] - layer["float_us"] >= MIN_GAIN_US
         )
@@ -40,13 +41,19 @@ def test_speed_fallback_report_matches_what_was_written(trained_onnx: Path, tmp_
         assert sorted(by_speed) == sorted(speed["kept_float"]) == sorted(speed["candidates"])
     else:
         assert speed["chosen"] == "all_int8" and by_speed == [] and speed["kept_float"] == []
-    # The layers kept float for speed are float convs in the file: their weights are not dequantized INT8.
+    # The convs with float weights in the file are exactly the report's float rows (speed and, without --eval,
+    # the SQNR rule, whose choice may differ by machine), and the speed rows are among them.
     model = onnx.load(str(out))
     producer = {o: n for n in model.graph.node for o in n.output}
+    float_convs = set()
     for node in model.graph.node:
         if node.op_type == "Conv":
             w = producer.get(node.input[1])
-            assert (w is not None and w.op_type == "DequantizeLinear") == (node.name not in by_speed), node.name
+            if w is None or w.op_type != "DequantizeLinear":
+                float_convs.add(node.name)
+    float_rows = {row["node"] for row in report["float_fallback"]["layers"]}
+    assert set(by_speed) <= float_convs
+    assert float_convs == {n for n in float_rows if n in set(convs)}
     assert "speed fallback" in result.output
 
 
