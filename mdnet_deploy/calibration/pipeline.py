@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -229,20 +229,25 @@ class Builder:
     def __init__(self, cfg: QuantizeConfig, prep: Prepared, cache: Path, tmp: Path) -> None:
         self.cfg, self.prep, self.cache, self.tmp = cfg, prep, cache, tmp
         self.times: list[float] = []
-        self._built: dict[frozenset[str], tuple[Path, Any]] = {}
+        self._built: dict[frozenset[str], tuple[Path, Any]] = {}  # keyed by the layers quantized
         self._layers = [c.name for c in prep.candidates] + list(prep.followers)
 
-    def nodes_for(self, layers: Sequence[str]) -> list[str]:
+    def nodes_for(self, layers: Iterable[str]) -> list[str]:
         keep = set(layers)
         return list(keep) + [f for f, owner in self.prep.followers.items() if owner in keep]
 
     def build(self, float_extra: Sequence[str], name: str) -> tuple[Path, Any]:
-        """Everything active quantized except ``float_extra``; returns (path, ModelProto)."""
-        skip = frozenset(float_extra)
-        if skip not in self._built:
+        """Everything active quantized except ``float_extra``; returns (path, ModelProto).
+
+        The cache is keyed by the layers quantized, not by ``float_extra``, so a
+        change of ``prep.active`` (``speed_fallback``) can never return a stale build.
+        """
+        skip = set(float_extra)
+        quantized = frozenset(c.name for c in self.prep.active if c.name not in skip)
+        if quantized not in self._built:
             t = time.perf_counter()
             path = self.tmp / name
-            nodes = self.nodes_for([c.name for c in self.prep.active if c.name not in skip])
+            nodes = self.nodes_for(quantized)
             proto = quantize(
                 self.prep.pre,
                 path,
@@ -253,8 +258,8 @@ class Builder:
                 layers=self._layers,
             )
             self.times.append(time.perf_counter() - t)
-            self._built[skip] = (path, proto)
-        return self._built[skip]
+            self._built[quantized] = (path, proto)
+        return self._built[quantized]
 
 
 @dataclass
@@ -361,8 +366,8 @@ def run(
             prep = prepare(cfg, ctx)
             cache = calibrate_ranges(cfg, prep, ctx)
             builder = Builder(cfg, prep, cache, ctx.tmp)
-            if cfg.speed_fallback and speed_fallback(prep, builder, ctx):
-                builder = Builder(cfg, prep, cache, ctx.tmp)  # its builds assumed the old active set
+            if cfg.speed_fallback:
+                speed_fallback(prep, builder, ctx)
             ranking = rank_layers(cfg, prep, builder, ctx)
             outcome = guard(cfg, prep, builder, ranking, ctx)
             return write(cfg, prep, builder, ranking, outcome, ctx)
@@ -470,10 +475,10 @@ def calibrate_ranges(cfg: QuantizeConfig, prep: Prepared, ctx: Context) -> Path:
     return cache
 
 
-def speed_fallback(prep: Prepared, builder: Builder, ctx: Context) -> bool:
+def speed_fallback(prep: Prepared, builder: Builder, ctx: Context) -> None:
     """Move the convs ONNX Runtime runs faster in float on this host from ``prep.active`` to ``prep.slow``.
 
-    Returns whether the active set changed (see :mod:`mdnet_deploy.calibration.speed`).
+    See :mod:`mdnet_deploy.calibration.speed`.
     """
     from platform import machine, node
 
@@ -495,12 +500,9 @@ def speed_fallback(prep: Prepared, builder: Builder, ctx: Context) -> bool:
         if mixed_ms < all_ms:
             result.chosen, result.kept_float = "with_float_layers", slow
     ctx.timing["speed_s"] = time.perf_counter() - t0
-    if not result.kept_float:
-        return False
     keep = set(result.kept_float)
     prep.slow = [c for c in prep.active if c.name in keep]
     prep.active = [c for c in prep.active if c.name not in keep]
-    return True
 
 
 def rank_layers(cfg: QuantizeConfig, prep: Prepared, builder: Builder, ctx: Context) -> Ranking:
