@@ -8,6 +8,7 @@ together and collects one row per artifact.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -164,8 +165,9 @@ def run_demo(
 
     say("benchmarking every artifact on this host (1 thread, batch 1)")
     t0 = time.perf_counter()
-    result.bench = bench_models(
-        [r.artifact for r in result.rows],
+    # Every row, OpenVINO's included, is measured the same way.
+    bench = functools.partial(
+        bench_models,
         device="host",
         eval_spec=f"{DEMO_DATA}:test",
         threads=1,
@@ -173,11 +175,11 @@ def run_demo(
         iterations=BENCH_ITERATIONS,
         power_meter="auto",
         progress=None,
-        profile_runs=20,
         mean=trained_prep.mean,
         std=trained_prep.std,
     )
-    result.bench += _openvino_rows(exported.path, say, trained_prep.mean, trained_prep.std)
+    result.bench = bench([r.artifact for r in result.rows], profile_runs=20)
+    result.bench += _openvino_rows(exported.path, say, bench)
     result.seconds["bench_s"] = time.perf_counter() - t0
     _report_step(result, workdir, say)
     by_path = {str(b.get("model", {}).get("path")): b for b in result.bench if b["runtime"]["name"] != OPENVINO_BF16}
@@ -193,14 +195,15 @@ def run_demo(
 OPENVINO_BF16 = "openvino-bf16"
 
 
-def _openvino_rows(onnx_path: Path, say: Callable[[str], None], mean: Any, std: Any) -> list[dict[str, Any]]:
+def _openvino_rows(
+    onnx_path: Path, say: Callable[[str], None], bench: Callable[..., list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     """The float ONNX on OpenVINO in bf16, where OpenVINO is installed and the CPU computes bf16 natively.
 
     Not an artifact of its own: the same model.onnx, computed in another
     precision (issue 12 measured it as this host's fastest runtime), so it is
     benched and its accuracy measured like every other row.
     """
-    from .bench import bench_models
     from .runtimes.registry import runtime_available
 
     ok, why = runtime_available(OPENVINO_BF16)
@@ -208,19 +211,7 @@ def _openvino_rows(onnx_path: Path, say: Callable[[str], None], mean: Any, std: 
         say(f"OpenVINO row skipped: {why}")
         return []
     say("benchmarking model.onnx on OpenVINO in bf16 (1 thread, batch 1)")
-    rows = bench_models(
-        [str(onnx_path)],
-        device="host",
-        runtime=[OPENVINO_BF16],
-        eval_spec=f"{DEMO_DATA}:test",
-        threads=1,
-        warmup=BENCH_WARMUP,
-        iterations=BENCH_ITERATIONS,
-        power_meter="auto",
-        progress=None,
-        mean=mean,
-        std=std,
-    )
+    rows = bench([str(onnx_path)], runtime=[OPENVINO_BF16])
     kept = [r for r in rows if r.get("status") != "failed"]
     for r in rows:
         if r.get("status") == "failed":
