@@ -47,17 +47,14 @@ GRAPHS = ("cpu", "original")
 
 
 class _Depthwise(nn.Module):
-    """What :func:`limit_taps` and :func:`_depthwise` need of a rewritten depthwise conv."""
+    """A grouped few-in/one-out conv rewritten as a depthwise conv plus a per-group sum (the subclasses say how).
+
+    Holds what :func:`limit_taps` and :func:`_depthwise` need: the geometry of the
+    original conv, its channels per group, and the depthwise weight the subclass sets.
+    """
 
     weight: nn.Parameter
-    stride: tuple[int, ...]
-    padding: tuple[int, ...]
-    dilation: tuple[int, ...]
     bands: list[tuple[int, int]] | None = None  # row bands (limit_taps); None: one conv
-
-
-class DepthwiseSum(_Depthwise):
-    """``Conv2d(c_in, c_out, k, groups=c_out)`` computed as a depthwise conv over ``c_in`` and a per-group sum."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
@@ -65,7 +62,16 @@ class DepthwiseSum(_Depthwise):
             raise ValueError(f"{conv} is not a grouped convolution with one output channel per group")
         self.per_group = conv.in_channels // conv.groups
         self.out_channels = conv.out_channels
-        self.stride, self.padding, self.dilation = conv.stride, tuple(conv.padding), conv.dilation  # type: ignore[arg-type]
+        self.stride: tuple[int, ...] = tuple(conv.stride)
+        self.padding: tuple[int, ...] = tuple(conv.padding)  # type: ignore[arg-type]  # zeros padding: ints
+        self.dilation: tuple[int, ...] = tuple(conv.dilation)
+
+
+class DepthwiseSum(_Depthwise):
+    """``Conv2d(c_in, c_out, k, groups=c_out)`` computed as a depthwise conv over ``c_in`` and a per-group sum."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(conv)
         # (c_out, n, kh, kw) -> (c_out * n, 1, kh, kw): channel o*n + j gets w[o, j], exactly the input it met.
         self.weight = nn.Parameter(conv.weight.detach().reshape(conv.in_channels, 1, *conv.kernel_size).clone())
         self.bias = nn.Parameter(conv.bias.detach().clone()) if conv.bias is not None else None
@@ -88,12 +94,8 @@ class SliceSum(_Depthwise):
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        if not is_grouped_sum(conv):
-            raise ValueError(f"{conv} is not a grouped convolution with one output channel per group")
-        n, c_out = conv.in_channels // conv.groups, conv.out_channels
-        self.per_group, self.out_channels = n, c_out
-        self.stride, self.padding, self.dilation = conv.stride, tuple(conv.padding), conv.dilation  # type: ignore[arg-type]
+        super().__init__(conv)
+        n, c_out = self.per_group, self.out_channels
         # (c_out, n, kh, kw) -> (n * c_out, 1, kh, kw): channel j*c_out + o gets w[o, j].
         w = conv.weight.detach().permute(1, 0, 2, 3).reshape(n * c_out, 1, *conv.kernel_size)
         self.weight = nn.Parameter(w.clone())
@@ -178,7 +180,7 @@ class CpuFFN(nn.Module):
         h = ffn.hidden
         if h % 2:
             raise ValueError("the feed-forward's hidden width must be even")
-        half = [i for i in range(0, h, 2)] + [i for i in range(1, h, 2)]
+        half = list(range(0, h, 2)) + list(range(1, h, 2))
         order = half + [h + i for i in half]
         self.hidden = h
         self.project_in = _permuted_conv(ffn.project_in, order)
@@ -217,7 +219,7 @@ def limit_taps(model: nn.Module, max_taps: int) -> list[str]:
         if not isinstance(module, _Depthwise):
             continue
         kh, kw = module.weight.shape[-2:]
-        if kh * kw <= max_taps or tuple(module.stride) != (1, 1) or tuple(module.dilation) != (1, 1):
+        if kh * kw <= max_taps or module.stride != (1, 1) or module.dilation != (1, 1):
             continue
         rows = max(1, max_taps // kw)
         module.bands = [(r0, min(kh, r0 + rows)) for r0 in range(0, kh, rows)]
