@@ -118,36 +118,12 @@ def test_bench_host_that_is_not_ssh_through_the_cli(not_ssh_port, tmp_path):
     assert len(errors) == 1 and "SSH server" in errors[0]
 
 
-def test_port_that_is_not_ssh_gives_one_line_and_no_traceback(tmp_path, capfd):
+def test_port_that_is_not_ssh_gives_one_line_and_no_traceback(not_ssh_port, tmp_path, capfd):
     """`bench --host pi@127.0.0.1:<an HTTP port>`: paramiko's transport thread printed its own tracebacks."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(5)
-    stop = threading.Event()
-
-    def serve():
-        sock.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 200 + b"\r\n")
-            conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        s = Session(
-            parse_target(f"pi@127.0.0.1:{sock.getsockname()[1]}"), known_hosts=tmp_path / "kh", connect_timeout=3
-        )
-        with pytest.raises(UnavailableError) as info:
-            s.connect()
-        time.sleep(0.3)  # the transport thread logs after the client gave up
-    finally:
-        stop.set()
-        t.join(timeout=5)
-        sock.close()
+    s = Session(parse_target(f"pi@127.0.0.1:{not_ssh_port}"), known_hosts=tmp_path / "kh", connect_timeout=3)
+    with pytest.raises(UnavailableError) as info:
+        s.connect()
+    time.sleep(0.3)  # the transport thread logs after the client gave up
     assert "SSH server" in str(info.value) and "\n" not in str(info.value)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "paramiko" not in err
