@@ -15,6 +15,7 @@ import pytest
 
 from mdnet_deploy.remote import parse_target
 from tests.helpers.calib import run_cli
+from tests.helpers.deploy import quick_args
 
 pytestmark = [pytest.mark.arm, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[2]
@@ -48,24 +49,9 @@ def test_deploy_to_the_emulated_pi_chooses_by_size_on_the_pis_own_accuracy(pi, t
         "--known-hosts",
         known_hosts,
         "--setup",
-        "--calib",
-        "digits:train",
-        "--calib-size",
-        "32",
-        "--eval",
-        "digits:test",
-        "--eval-size",
-        "40",
-        "--warmup",
-        "1",
-        "--iterations",
-        "3",
+        *quick_args(warmup="1", iterations=3),
         "--objective",
         "size",
-        "--mean",
-        "0.5,0.5,0.5",
-        "--std",
-        "0.5,0.5,0.5",
         "-o",
         out,
     )

@@ -15,47 +15,13 @@ from pathlib import Path
 import pytest
 
 from mdnet_deploy.deploy import core
-from mdnet_deploy.deploy.core import DeployConfig, deploy
+from mdnet_deploy.deploy.core import deploy
 from tests.helpers.calib import assert_one_line_error, run_cli
+from tests.helpers.deploy import config, quick_args
 
-QUICK = [
-    "--calib",
-    "digits:train",
-    "--calib-size",
-    "32",
-    "--eval",
-    "digits:test",
-    "--eval-size",
-    "40",
-    "--warmup",
-    "2",
-    "--iterations",
-    "10",
-    "--mean",
-    "0.5,0.5,0.5",
-    "--std",
-    "0.5,0.5,0.5",
-]
+QUICK = quick_args()
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def config(ckpt: Path, out: Path, **changes) -> DeployConfig:
-    base = dict(
-        checkpoint=ckpt,
-        output=out,
-        device="host",
-        calib="digits:train",
-        calib_size=32,
-        eval_spec="digits:test",
-        eval_size=40,
-        warmup="2",
-        iterations=10,
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-    )
-    base.update(changes)
-    return DeployConfig(**base)
 
 
 def no_partials(folder: Path) -> list[str]:

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from mdnet_deploy.deploy.core import DeployConfig, deploy
+from mdnet_deploy.deploy.core import deploy
+from tests.helpers.deploy import config
 from tests.remote.conftest import LocalSession
 
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_PY = REPO / ".venv-device" / "bin" / "python"
+
+
+def on_device(device_root: Path) -> dict:
+    """What both deploys here change: a quicker loop, the choice by size, the LocalSession's work folder."""
+    return dict(
+        warmup="1", iterations=5, objective="size", remote_dir=str(device_root), known_hosts=None, power_meter="none"
+    )
 
 
 @pytest.fixture
@@ -39,24 +47,7 @@ def device_root(tmp_path: Path) -> Path:
 
 def test_rpi_deploy_over_the_remote_path_chooses_on_the_devices_rows(tiny_ckpt, device_root, tmp_path):
     out = tmp_path / "out"
-    cfg = DeployConfig(
-        checkpoint=tiny_ckpt,
-        output=out,
-        device="rpi",
-        host="pi@127.0.0.1:2222",
-        calib="digits:train",
-        calib_size=32,
-        eval_spec="digits:test",
-        eval_size=40,
-        warmup="1",
-        iterations=5,
-        objective="size",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-        remote_dir=str(device_root),
-        known_hosts=None,
-        power_meter="none",
-    )
+    cfg = config(tiny_ckpt, out, device="rpi", host="pi@127.0.0.1:2222", **on_device(device_root))
     lines: list[str] = []
     result = deploy(cfg, progress=lines.append, remote_extra={"session_factory": LocalSession})
     (d,) = result.devices
@@ -85,25 +76,7 @@ def test_a_failing_device_gets_failed_rows_while_the_other_finishes(tiny_ckpt, d
         "    orin-1: {ansible_host: 127.0.0.2, ansible_user: nvidia, mdnet_device: jetson}\n"
     )
     out = tmp_path / "out"
-    cfg = DeployConfig(
-        checkpoint=tiny_ckpt,
-        output=out,
-        device="rpi",
-        inventory=inventory,
-        calib="digits:train",
-        calib_size=32,
-        eval_spec="digits:test",
-        eval_size=40,
-        warmup="1",
-        iterations=5,
-        objective="size",
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
-        remote_dir=str(device_root),
-        known_hosts=None,
-        power_meter="none",
-        candidates=(),
-    )
+    cfg = config(tiny_ckpt, out, device="rpi", inventory=inventory, candidates=(), **on_device(device_root))
     result = deploy(cfg, remote_extra={"session_factory": LocalSession})
     by_label = {d.device.label: d for d in result.devices}
     assert set(by_label) == {"pi-a", "orin-1"} and not result.ok
