@@ -16,7 +16,9 @@ from mdnet_deploy import artifact as art
 from mdnet_deploy.artifact import ArtifactMeta, Preprocessing, publish, read_meta, sidecar_path, write_meta
 from mdnet_deploy.errors import ArtifactError
 from tests.helpers.bench import copy_model, write_eval_npz
-from tests.helpers.calib import assert_one_line_error, leftovers, run_cli
+from tests.helpers.calib import leftovers
+from tests.helpers.cli import assert_one_line_error
+from tests.helpers.cli import run as run_cli
 
 FAST = ["--device", "host", "--warmup", "1", "--iterations", "3", "--threads", "1", "--power-meter", "none"]
 

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from mdnet_deploy.artifact import SOURCE_CHECKPOINT, SOURCE_DEFAULT, SOURCE_GIVEN, sidecar_path
-from tests.helpers.calib import assert_one_line_error, leftovers, run_cli
+from tests.helpers.calib import leftovers
+from tests.helpers.cli import assert_one_line_error
+from tests.helpers.cli import run as run_cli
 from tests.helpers.prep import colour_images, half_trained
 
 HALF = ["--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"]

@@ -17,7 +17,7 @@ from mdnet_deploy.bench.report import result_notes
 from mdnet_deploy.bench.schema import CSV_COLUMNS, flatten, is_failed
 from mdnet_deploy.bench.timing import latency_stats
 from mdnet_deploy.metrics import accuracy_interval, drop_uncertainty, wilson_interval
-from tests.helpers.calib import run_cli
+from tests.helpers.cli import run as run_cli
 
 MS = 1_000_000
 

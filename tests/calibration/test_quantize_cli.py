@@ -10,7 +10,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from tests.helpers.calib import assert_one_line_error, leftovers, quick_quantize, run_cli
+from tests.helpers.calib import leftovers, quick_quantize
+from tests.helpers.cli import assert_one_line_error
+from tests.helpers.cli import run as run_cli
 
 
 def _zero_points(model: onnx.ModelProto) -> list[np.ndarray]:

@@ -16,7 +16,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from mdnet_deploy.calibration.speed import MIN_GAIN_US, SPEED_MARGIN, LayerSpeed, _Resolver
-from tests.helpers.calib import assert_one_line_error, quick_quantize
+from tests.helpers.calib import quick_quantize
+from tests.helpers.cli import assert_one_line_error
 
 
 def test_speed_fallback_report_matches_what_was_written(trained_onnx: Path, tmp_path: Path) -> None:

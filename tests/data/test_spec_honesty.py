@@ -11,7 +11,9 @@ from mdnet_deploy.data.dataset import load_dataset
 from mdnet_deploy.data.overlap import check_overlap, overlap_count
 from mdnet_deploy.errors import DataError
 from tests.helpers.bench import write_eval_npz
-from tests.helpers.calib import assert_one_line_error, leftovers, run_cli
+from tests.helpers.calib import leftovers
+from tests.helpers.cli import assert_one_line_error
+from tests.helpers.cli import run as run_cli
 
 
 def _image_folder(root: Path) -> Path:

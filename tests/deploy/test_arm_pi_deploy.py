@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mdnet_deploy.remote import parse_target
-from tests.helpers.calib import run_cli
+from tests.helpers.cli import run as run_cli
 from tests.helpers.deploy import quick_args
 
 pytestmark = [pytest.mark.arm, pytest.mark.timeout(1800)]

@@ -16,7 +16,8 @@ import pytest
 
 from mdnet_deploy.deploy import core
 from mdnet_deploy.deploy.core import deploy
-from tests.helpers.calib import assert_one_line_error, run_cli
+from tests.helpers.cli import assert_one_line_error
+from tests.helpers.cli import run as run_cli
 from tests.helpers.deploy import config, quick_args
 
 QUICK = quick_args()

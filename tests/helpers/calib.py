@@ -1,19 +1,13 @@
-"""Helpers shared by the quantization tests."""
+"""Helpers shared by the quantization tests; the CLI runner and the one-line-error check are in tests.helpers.cli."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import CliRunner
+from tests.helpers.cli import run as run_cli
 
 #: Small but real settings: 64 calibration images, 8 images for the per-layer sweep.
 QUICK = {"calib_size": "64", "sens": "8"}
-
-
-def run_cli(*args: object):
-    from mdnet_deploy.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def quick_quantize(model: object, out: object, *extra: object):
@@ -31,15 +25,6 @@ def quick_quantize(model: object, out: object, *extra: object):
         "-o",
         out,
     )
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def leftovers(folder: Path) -> list[str]:

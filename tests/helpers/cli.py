@@ -31,6 +31,21 @@ def assert_one_line_error(result: Result, *fragments: str, code: int | None = No
     return lines[0]
 
 
+def run_report(results_json: Path, quant_reports: dict[str, Path], out: Path, *extra: Any) -> Result:
+    """`report RESULTS --quant RANKED --quant GUARDED -o OUT` over the reporting tests' fixtures."""
+    return run(
+        "report",
+        results_json,
+        "--quant",
+        quant_reports["ranked"],
+        "--quant",
+        quant_reports["guarded"],
+        "-o",
+        out,
+        *extra,
+    )
+
+
 def tree(folder: Path) -> list[str]:
     """Every path under ``folder`` (hidden ones too), relative: what a test may find left behind."""
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))

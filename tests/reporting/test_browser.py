@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mdnet_deploy.cli import main
 from tests.helpers.browser import Chromium, find_chromium
+from tests.helpers.cli import run_report
 
 CHARTS_JS = """JSON.stringify(Array.from(document.querySelectorAll('svg.chart')).map(function (s) {
   var f = s.getBoundingClientRect();
@@ -52,19 +51,7 @@ def test_report_renders_in_chromium(
     chromium: str, results_json: Path, quant_reports: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "report.html"
-    res = CliRunner().invoke(
-        main,
-        [
-            "report",
-            str(results_json),
-            "--quant",
-            str(quant_reports["ranked"]),
-            "--quant",
-            str(quant_reports["guarded"]),
-            "-o",
-            str(out),
-        ],
-    )
+    res = run_report(results_json, quant_reports, out)
     assert res.exit_code == 0, res.output
     url = out.resolve().as_uri()
 

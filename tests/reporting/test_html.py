@@ -7,35 +7,16 @@ import json
 import re
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from mdnet_deploy.cli import main
 from mdnet_deploy.reporting.html import render_html
 from mdnet_deploy.reporting.load import load_inputs
+from tests.helpers.cli import run_report
 
 MAX_BYTES_20_ROWS = 5 * 1024 * 1024
 
 
-def _report(results_json: Path, quant_reports: dict[str, Path], out: Path, *extra: str):
-    return CliRunner().invoke(
-        main,
-        [
-            "report",
-            str(results_json),
-            "--quant",
-            str(quant_reports["ranked"]),
-            "--quant",
-            str(quant_reports["guarded"]),
-            "-o",
-            str(out),
-            *extra,
-        ],
-    )
-
-
 def test_report_has_every_section(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    res = _report(results_json, quant_reports, out)
+    res = run_report(results_json, quant_reports, out)
     assert res.exit_code == 0, res.output
     page = out.read_text()
     for chart in (
@@ -56,7 +37,7 @@ def test_report_has_every_section(results_json: Path, quant_reports: dict[str, P
 
 def test_report_is_self_contained(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    assert _report(results_json, quant_reports, out).exit_code == 0
+    assert run_report(results_json, quant_reports, out).exit_code == 0
     page = out.read_text()
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     urls = set(re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page))

@@ -5,34 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mdnet_deploy.cli import main
+from tests.helpers.cli import run_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _md(results_json: Path, quant_reports: dict[str, Path], out: Path, *extra: str):
-    return CliRunner().invoke(
-        main,
-        [
-            "report",
-            str(results_json),
-            "--quant",
-            str(quant_reports["ranked"]),
-            "--quant",
-            str(quant_reports["guarded"]),
-            "-o",
-            str(out),
-            *extra,
-        ],
-    )
 
 
 def test_markdown_with_png_figures(results_json: Path, quant_reports: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="the [report] extra (matplotlib) draws the Markdown figures")
     out = tmp_path / "pr" / "report.md"
-    res = _md(results_json, quant_reports, out)
+    res = run_report(results_json, quant_reports, out)
     assert res.exit_code == 0, res.output
     text = out.read_text()
     figures = sorted((tmp_path / "pr" / "report_files").glob("*.png"))
@@ -54,8 +36,8 @@ def test_markdown_figures_are_not_replaced_without_force(
     figs = tmp_path / "report_files"
     figs.mkdir()
     (figs / "latency.png").write_bytes(b"mine")
-    res = _md(results_json, quant_reports, out)
+    res = run_report(results_json, quant_reports, out)
     assert res.exit_code != 0 and "already exists; pass --force" in res.stderr and "Traceback" not in res.output
     assert (figs / "latency.png").read_bytes() == b"mine" and not out.exists()
-    assert _md(results_json, quant_reports, out, "--force").exit_code == 0
+    assert run_report(results_json, quant_reports, out, "--force").exit_code == 0
     assert (figs / "latency.png").read_bytes()[:8] == PNG
