@@ -76,6 +76,15 @@ def _check_files(paths: Sequence[str | os.PathLike[str]], what: str) -> list[Pat
     return out
 
 
+def _device_cli(python: str, wheel: str, *args: str) -> list[str]:
+    """``mdnet-deploy ARGS`` on the device as an argument list (quoted as a whole later).
+
+    ``env`` puts the uploaded wheel first on the path, so the device runs the
+    workstation's code even when the venv holds an older install.
+    """
+    return ["env", f"PYTHONPATH={wheel}", "PYTHONUNBUFFERED=1", python, "-m", "mdnet_deploy", *args]
+
+
 def bench_argv(
     python: str,
     wheel: str,
@@ -85,22 +94,8 @@ def bench_argv(
     json_out: str,
     extra: Sequence[str],
 ) -> list[str]:
-    """The device-side command as an argument list (quoted as a whole later).
-
-    ``env`` puts the uploaded wheel first on the path, so the device runs the
-    workstation's code even when the venv holds an older install.
-    """
-    argv = [
-        "env",
-        f"PYTHONPATH={wheel}",
-        "PYTHONUNBUFFERED=1",
-        python,
-        "-m",
-        "mdnet_deploy",
-        "bench",
-        "--device",
-        device,
-    ]
+    """The device-side bench command (:func:`_device_cli`)."""
+    argv = _device_cli(python, wheel, "bench", "--device", device)
     for m in models:
         argv += ["--model", m]
     if eval_npz is not None:
@@ -109,21 +104,8 @@ def bench_argv(
 
 
 def compile_argv(python: str, wheel: str, onnx: str, engine: str, extra: Sequence[str]) -> list[str]:
-    return [
-        "env",
-        f"PYTHONPATH={wheel}",
-        "PYTHONUNBUFFERED=1",
-        python,
-        "-m",
-        "mdnet_deploy",
-        "compile",
-        "--target",
-        "tensorrt",
-        onnx,
-        "-o",
-        engine,
-        *extra,
-    ]
+    """The device-side TensorRT engine build (:func:`_device_cli`)."""
+    return _device_cli(python, wheel, "compile", "--target", "tensorrt", onnx, "-o", engine, *extra)
 
 
 class _Run:
