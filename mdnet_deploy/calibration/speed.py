@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -107,21 +106,23 @@ def layer_speeds(
 
 
 def faster_model(paths: Sequence[Path], x: np.ndarray) -> list[float]:
-    """Median latency (ms, batch of ``x``) of each model, timed in interleaved rounds on one thread."""
+    """Median latency (ms, batch of ``x``) of each model, timed in interleaved rounds on one thread.
+
+    Each round is the bench's own timed loop (:func:`mdnet_deploy.bench.timing.timed_loop`)
+    over the runner's prepared input; a model's figure is the median of its rounds' medians.
+    """
+    from ..bench.timing import Budget, timed_loop
+
     runners = [_runner(p) for p in paths]
     try:
-        for r in runners:
-            for _ in range(5):
-                r.infer(x)
+        natives = [r.prepare(x) for r in runners]
+        for r, native in zip(runners, natives):
+            timed_loop(r.run, native, Budget(count=5))  # warm-up
         rounds: list[list[float]] = [[] for _ in runners]
         for _ in range(TIMING_ROUNDS):
-            for i, r in enumerate(runners):
-                calls = []
-                for _ in range(TIMING_CALLS):
-                    t0 = time.perf_counter()
-                    r.infer(x)
-                    calls.append(time.perf_counter() - t0)
-                rounds[i].append(statistics.median(calls) * 1e3)
+            for i, (r, native) in enumerate(zip(runners, natives)):
+                latencies, _ = timed_loop(r.run, native, Budget(count=TIMING_CALLS))
+                rounds[i].append(statistics.median(latencies) / 1e6)
         return [statistics.median(v) for v in rounds]
     finally:
         for r in runners:
