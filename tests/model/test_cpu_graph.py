@@ -21,13 +21,16 @@ from mdnet_deploy.model.cpu_graph import (
 from mdnet_deploy.model.mdnet import create_model
 
 
+@pytest.mark.parametrize("rewrite", [DepthwiseSum, SliceSum])
 @pytest.mark.parametrize("per_group,k", [(3, 3), (3, 7), (2, 5)])
-def test_depthwise_sum_equals_the_grouped_conv(per_group, k):
+def test_rewrites_equal_the_grouped_conv(rewrite, per_group, k):
+    """DepthwiseSum reads the input as it is; SliceSum reads it j-major (its producer is permuted to match)."""
     torch.manual_seed(0)
     conv = nn.Conv2d(4 * per_group, 4, k, padding=k // 2, groups=4)
     x = torch.randn(2, 4 * per_group, 9, 9)
+    given = x[:, j_major(per_group, 4)] if rewrite is SliceSum else x
     with torch.no_grad():
-        torch.testing.assert_close(DepthwiseSum(conv)(x), conv(x), rtol=0, atol=1e-5)
+        torch.testing.assert_close(rewrite(conv)(given), conv(x), rtol=0, atol=1e-5)
 
 
 def test_only_the_slow_shape_is_rewritten():
@@ -37,15 +40,6 @@ def test_only_the_slow_shape_is_rewritten():
     assert not is_grouped_sum(nn.Conv2d(8, 4, 3, groups=2))  # two outputs per group
     with pytest.raises(ValueError):
         DepthwiseSum(nn.Conv2d(6, 6, 3, groups=6))
-
-
-@pytest.mark.parametrize("per_group,k", [(3, 3), (3, 7), (2, 5)])
-def test_slice_sum_equals_the_grouped_conv_on_j_major_input(per_group, k):
-    torch.manual_seed(0)
-    conv = nn.Conv2d(4 * per_group, 4, k, padding=k // 2, groups=4)
-    x = torch.randn(2, 4 * per_group, 9, 9)
-    with torch.no_grad():
-        torch.testing.assert_close(SliceSum(conv)(x[:, j_major(per_group, 4)]), conv(x), rtol=0, atol=1e-5)
 
 
 def _with_statistics(model: nn.Module) -> nn.Module:
