@@ -6,35 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mdnet_deploy.cli import main
+from tests.helpers.cli import run
+
+
+def _bench(model: Path, out: Path, *options: str):
+    """`bench --device host -m MODEL --power-meter none --json OUT` with ``options``."""
+    return run("bench", "--device", "host", "-m", model, "--power-meter", "none", *options, "--json", out)
 
 
 def test_profile_top_layers_and_json(tiny_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(
-        main,
-        [
-            "bench",
-            "--device",
-            "host",
-            "-m",
-            str(tiny_onnx),
-            "--warmup",
-            "2",
-            "--iterations",
-            "5",
-            "--threads",
-            "1",
-            "--power-meter",
-            "none",
-            "--profile",
-            "--json",
-            str(out),
-        ],
-    )
+    res = _bench(tiny_onnx, out, "--warmup", "2", "--iterations", "5", "--threads", "1", "--profile")
     assert res.exit_code == 0, res.output
     assert "Top 10 layers: model.onnx (onnxruntime)" in res.output
     assert "transform.attn" in res.output and "share %" in res.output
@@ -46,24 +30,7 @@ def test_profile_top_layers_and_json(tiny_onnx: Path, tmp_path: Path) -> None:
 def test_without_profile_rows_have_none(tiny_onnx: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(
-        main,
-        [
-            "bench",
-            "--device",
-            "host",
-            "-m",
-            str(tiny_onnx),
-            "--warmup",
-            "1",
-            "--iterations",
-            "3",
-            "--power-meter",
-            "none",
-            "--json",
-            str(out),
-        ],
-    )
+    res = _bench(tiny_onnx, out, "--warmup", "1", "--iterations", "3")
     assert res.exit_code == 0, res.output
     assert "Top 10 layers" not in res.output and "profile" not in json.loads(out.read_text())[0]
 
